@@ -1,0 +1,1 @@
+"""Inter-company circular economy matchmaking for the CC du Mont des Avaloirs."""

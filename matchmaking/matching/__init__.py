@@ -1,0 +1,1 @@
+"""Pure matching engine: stdlib, numpy, scipy, scikit-learn, rapidfuzz only."""
