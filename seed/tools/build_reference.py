@@ -31,14 +31,8 @@ CCMA_SIREN = "200042182"
 LB_PER_YD3 = 0.45359237 / 0.764554857984 / 1000
 LB_PER_GAL = 0.45359237 / 3.785411784
 
-EPA = (
-    "US EPA ORCR, Volume-to-Weight Conversion Factors (April 2016), as listed by EPA ENERGY STAR "
-    "Portfolio Manager ('What are the volume to weight conversion factors for waste'): "
-)
-CALRECYCLE = (
-    "CalRecycle, CDI inspection tools, 'Calculations' table "
-    "(calrecycle.ca.gov/SWFacilities/CDI/Tools/Calculations.htm): "
-)
+EPA = "US EPA ORCR, Volume-to-Weight Conversion Factors (April 2016), via ENERGY STAR Portfolio Manager: "
+CALRECYCLE = "CalRecycle, CDI inspection tools, Calculations table: "
 
 
 def _per_yd3(lb: float) -> float:
@@ -74,14 +68,7 @@ FAMILIES: list[tuple[str, str, str, str, float | None, str]] = [
         EPA + "Building Materials - Steel, 225 lb/yd3",
     ),
     ("non_ferrous_metals", "Métaux non ferreux", "Non-ferrous metals", "06.2", None, ""),
-    (
-        "mixed_metals",
-        "Métaux en mélange",
-        "Mixed metals",
-        "06.3",
-        _per_yd3(225),
-        EPA + "Building Materials - Steel, 225 lb/yd3 (no mixed-metal factor)",
-    ),
+    ("mixed_metals", "Métaux en mélange", "Mixed metals", "06.3", None, ""),
     ("glass", "Verre", "Glass", "07.1", _per_yd3(380), EPA + "Glass, 380 lb/yd3"),
     (
         "textiles",
