@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
-from . import views  # noqa: E402,F401
+from . import filters, views  # noqa: E402,F401

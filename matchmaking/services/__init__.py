@@ -1,0 +1,1 @@
+"""Use cases. Each changes data and flushes; the caller (view, task, CLI) commits once."""

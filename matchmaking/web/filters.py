@@ -1,0 +1,41 @@
+"""Template helpers: quantities, units and frequencies in the reader's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import format_decimal, get_locale
+from flask_babel import lazy_gettext as _l
+
+from . import bp
+
+UNIT_LABELS = {"t": _l("t"), "kg": _l("kg"), "m3": _l("m³"), "L": _l("L"), "unit": _l("units")}
+FREQUENCY_LABELS = {
+    "once": _l("once"),
+    "weekly": _l("per week"),
+    "monthly": _l("per month"),
+    "quarterly": _l("per quarter"),
+    "yearly": _l("per year"),
+}
+
+
+@bp.app_template_filter("quantity")
+def quantity(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(format_decimal(value, format="#,##0.###"))
+
+
+@bp.app_template_filter("unit_label")
+def unit_label(value: str) -> str:
+    return str(UNIT_LABELS.get(value, value))
+
+
+@bp.app_template_filter("frequency_label")
+def frequency_label(value: str) -> str:
+    return str(FREQUENCY_LABELS.get(value, value))
+
+
+@bp.app_context_processor
+def locale_context() -> dict[str, Any]:
+    return {"current_locale": str(get_locale() or "fr")}

@@ -1,0 +1,43 @@
+"""Small builders for tests: make_firm(session, **overrides) and friends."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from matchmaking.services import firms, listings, users
+
+_counter = itertools.count(1)
+
+
+def luhn_siret(prefix: str) -> str:
+    """Complete a 13-digit prefix into a valid 14-digit SIRET."""
+    from matchmaking.services.validation import luhn_ok
+
+    for last in "0123456789":
+        if luhn_ok(prefix + last):
+            return prefix + last
+    raise AssertionError("unreachable")
+
+
+def make_firm(session: Any, **overrides: Any) -> Any:
+    n = next(_counter)
+    data = {
+        "name": f"Entreprise {n}",
+        "siret": luhn_siret(f"{900000000 + n:09d}0001"),
+        "naf_code": "16.10A",
+        "commune_insee": "53271",  # Villaines-la-Juhel
+    } | overrides
+    return firms.register_firm(session, data)
+
+
+def make_user(session: Any, firm: Any = None, **overrides: Any) -> Any:
+    n = next(_counter)
+    data = {"email": f"user{n}@example.fr", "password": "correct horse battery", "role": "member"} | overrides
+    return users.create_user(session, firm=firm, **data)
+
+
+def make_listing(session: Any, firm: Any, **overrides: Any) -> Any:
+    data = {"kind": "offer", "title": "Chutes de chambres à air", "quantity": 15, "unit": "kg",
+            "frequency": "monthly"} | overrides
+    return listings.create_listing(session, firm, data)
