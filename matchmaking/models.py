@@ -4,7 +4,7 @@ exchanges, the notification outbox and the audit log (SQLAlchemy 2.x, typed)."""
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from sqlalchemy import (
@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -41,12 +41,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -162,7 +162,7 @@ class MaterialFamily(Base):
     slug: Mapped[str] = mapped_column(String(40), primary_key=True)
     label_fr: Mapped[str] = mapped_column(String(100))
     label_en: Mapped[str] = mapped_column(String(100))
-    ewc_stat_code: Mapped[str] = mapped_column(String(20))
+    ewc_stat_code: Mapped[str] = mapped_column(String(40))
     ewc_stat_label_en: Mapped[str] = mapped_column(String(200))
     density_t_per_m3: Mapped[float | None]
 

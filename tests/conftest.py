@@ -22,7 +22,9 @@ from matchmaking.extensions import db
 from matchmaking.models import AuditLog, Exchange, Firm, Listing, Match, OutboxEvent, Site, User
 from matchmaking.services import seeding
 
-SHARED_DATA = Path(os.environ.get("MATCHMAKING_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("MATCHMAKING_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 
 
 def _postgres_database() -> Iterator[str]:
@@ -60,6 +62,7 @@ def app(database_url: str) -> Iterator[Any]:
         db.session.commit()
     yield app
     with app.app_context():
+        db.session.remove()
         db.engine.dispose()
 
 

@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("slug", sa.String(length=40), nullable=False),
         sa.Column("label_fr", sa.String(length=100), nullable=False),
         sa.Column("label_en", sa.String(length=100), nullable=False),
-        sa.Column("ewc_stat_code", sa.String(length=20), nullable=False),
+        sa.Column("ewc_stat_code", sa.String(length=40), nullable=False),
         sa.Column("ewc_stat_label_en", sa.String(length=200), nullable=False),
         sa.Column("density_t_per_m3", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("slug", name=op.f("pk_material_family")),
