@@ -45,6 +45,15 @@ def init_db() -> None:
     click.echo(f"Database at revision {migrate.current(db.engine)}")
 
 
+@main.command("makemigration", hidden=True)
+@click.argument("message")
+def make_migration(message: str) -> None:
+    """Autogenerate a migration from the models (developers)."""
+    from . import migrate
+
+    migrate.revision(db.engine, message)
+
+
 @main.command("seed")
 @click.option("--demo", is_flag=True, help="Also load the fictitious CCMA demo territory.")
 def seed(demo: bool) -> None:

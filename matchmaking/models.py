@@ -120,6 +120,24 @@ class MatchStatus(enum.StrEnum):
     stale = "stale"  # a listing changed and the pair no longer scores
 
 
+class NotifyMode(enum.StrEnum):
+    instant = "instant"
+    daily = "daily"
+    weekly = "weekly"
+    off = "off"
+
+
+class FollowUp(enum.StrEnum):
+    """Where the CCMA facilitators stand with a match."""
+
+    proposed = "proposed"
+    contacted = "contacted"
+    trial = "trial"
+    exchanged = "exchanged"
+    recurring = "recurring"
+    dropped = "dropped"
+
+
 class OutboxStatus(enum.StrEnum):
     pending = "pending"
     done = "done"
@@ -234,8 +252,58 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(5), default="fr")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[created]
+    # Notification preferences: how often, from which score, through which channels.
+    notify_mode: Mapped[NotifyMode] = mapped_column(_enum(NotifyMode, "notify_mode"), default=NotifyMode.instant)
+    notify_min_score: Mapped[float] = mapped_column(Float, default=0.5)
+    notify_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_webhook: Mapped[bool] = mapped_column(Boolean, default=True)
 
     firm: Mapped[Firm | None] = relationship(back_populates="users")
+
+
+class UserSession(Base):
+    """A signed-in browser; the cookie holds only the id, so signing out ends it on the server."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie secret
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[created]
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its hash is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[created]
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class PasswordReset(Base):
+    __tablename__ = "password_reset"
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[created]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
 
 
 # --- listings, matches, exchanges -------------------------------------------------------------
@@ -278,6 +346,7 @@ class Listing(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last time the firm said "still valid"
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last "is this still valid?" reminder
 
     firm: Mapped[Firm] = relationship()
     site: Mapped[Site] = relationship()
@@ -306,6 +375,11 @@ class Match(Base):
     created_at: Mapped[created]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Facilitation by CCMA staff.
+    follow_up: Mapped[FollowUp] = mapped_column(_enum(FollowUp, "follow_up"), default=FollowUp.proposed)
+    drop_reason: Mapped[str | None] = mapped_column(String(300))
+    facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    introduced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     offer: Mapped[Listing] = relationship(foreign_keys=[offer_id])
     need: Mapped[Listing] = relationship(foreign_keys=[need_id])
@@ -330,7 +404,66 @@ class Exchange(Base):
     match: Mapped[Match] = relationship(back_populates="exchanges")
 
 
-# --- notifications outbox and audit log --------------------------------------------------------
+class FacilitationNote(Base):
+    __tablename__ = "facilitation_note"
+
+    id: Mapped[intpk]
+    match_id: Mapped[int] = mapped_column(ForeignKey("match.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[created]
+
+
+# --- notifications, outbox and audit log ---------------------------------------------------------
+
+
+class Notification(Base):
+    """What one user is told (in-app list); e-mail and webhook deliveries hang off it via the outbox."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("user_id", "dedup_key"),
+        Index("ix_notification_user_read", "user_id", "read_at"),
+    )
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))  # match.found, match.interest, match.accepted, introduction ...
+    dedup_key: Mapped[str] = mapped_column(String(120))  # e.g. "match.found:42" — one notice per event
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("match.id", ondelete="CASCADE"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[created]
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    digested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # included in a daily/weekly digest
+
+    user: Mapped[User] = relationship()
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[intpk]
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firm.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))  # "whsec_" + base64, per Standard Webhooks
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[created]
+
+
+class MailboxMessage(Base):
+    """E-mails kept in the database instead of sent (embedded mode), for the web app to show."""
+
+    __tablename__ = "mailbox_message"
+
+    id: Mapped[intpk]
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    to: Mapped[str] = mapped_column(String(254), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[created]
+
 
 
 class OutboxEvent(Base):
