@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 SEED = Path(__file__).resolve().parents[2] / "seed"
-SHARED = Path(
-    os.environ.get("MATCHMAKING_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-)
+SHARED = Path(os.environ.get("MATCHMAKING_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 CCMA_SIREN = "200042182"
 
 
