@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from ..models import Firm, Frequency, Kind, Listing, ListingStatus, LowCode, MaterialFamily, Unit, utcnow
-from . import places
+from . import outbox, places
 from . import validation as v
 
 TITLE_MAX = 200
@@ -20,6 +20,7 @@ RADIUS_MAX_KM = 1000.0
 MAX_TONNES_PER_LOT = 100_000.0
 MAX_UNITS_PER_LOT = 10_000_000.0
 MAX_PRICE_EUR = 1_000_000.0
+DEFAULT_NEED_RADIUS_KM = 50.0
 
 TONNES_PER = {Unit.t: 1.0, Unit.kg: 0.001}
 OCCURRENCES_PER_YEAR = {
@@ -189,16 +190,45 @@ def create_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, pub
     listing.site = firm.main_site
     session.add(listing)
     _apply(session, listing, values)
+    if listing.kind is Kind.need and listing.radius_km is None:
+        listing.radius_km = DEFAULT_NEED_RADIUS_KM
     if publish:
         listing.status = ListingStatus.published
         listing.published_at = listing.confirmed_at = utcnow()
     session.flush()
+    if publish:
+        listing_changed(session, listing)
     return listing
+
+
+def listing_changed(session: Session, listing: Listing) -> None:
+    """Tell the workers to (re)match this listing; one event per listing version."""
+    outbox.emit(
+        session,
+        "listing.changed",
+        {"listing_id": listing.id},
+        f"listing.changed:{listing.id}:{listing.updated_at.isoformat() if listing.updated_at else ''}",
+    )
 
 
 def update_listing(session: Session, listing: Listing, data: Mapping[str, Any]) -> Listing:
     values = clean_listing(session, listing.firm, data, partial=True, current=listing)
     _apply(session, listing, values)
-    listing.confirmed_at = utcnow()
+    listing.confirmed_at = listing.updated_at = utcnow()
     session.flush()
+    if listing.status is ListingStatus.published:
+        listing_changed(session, listing)
+    return listing
+
+
+def set_status(session: Session, listing: Listing, status: ListingStatus) -> Listing:
+    """Publish, pause, close or expire a listing; the workers hear of every change."""
+    if listing.status is status:
+        return listing
+    listing.status = status
+    listing.updated_at = utcnow()
+    if status is ListingStatus.published and listing.published_at is None:
+        listing.published_at = listing.updated_at
+    session.flush()
+    listing_changed(session, listing)
     return listing
