@@ -1,0 +1,190 @@
+"""Valorisation knowledge: which materials serve which uses, and which buyer sectors have them.
+
+A buyer writes what the material becomes ("litière pour volailles", "raw material for cement
+production"), not what it was. Known routes (sawdust → animal bedding, fly ash → cement, spent
+grain → cattle feed …) bridge the two. They are data, in ``seed/valorisation_routes.csv`` (material
+concept or ``family:<slug>`` → use concept, with a strength and a source) and
+``seed/use_sectors.csv`` (use concept → NACE prefixes of the sectors that practise it); see
+``seed/KNOWLEDGE.md`` for the sources.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from matchmaking.matching import nomenclature
+from matchmaking.matching.text import vocabulary
+
+STRENGTHS = {"strong": 1.0, "medium": 0.7, "weak": 0.4}
+
+# How sure we are that a need wants a use, by where the use was read.
+EVIDENCE_TEXT = 1.0  # the need's own words ("litière", "cement")
+EVIDENCE_SECTOR_LABEL = 0.85  # the buyer's activity ("Cement production", "élevage bovin")
+EVIDENCE_NACE = 0.7  # the buyer's NACE class belongs to a sector practising the use
+EVIDENCE_NACE_DIVISION = 0.4  # only the division is known and it contains such a sector
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    material: str  # concept id, or "family:<slug>"
+    use: str  # use concept id
+    strength: float
+    source: str
+
+    def label(self, lang: str = "fr") -> str:
+        vocab = vocabulary()
+        if self.material.startswith("family:"):
+            slug = self.material.removeprefix("family:")
+            fam = nomenclature.family_by_slug().get(slug)
+            mat = (fam.label_fr if lang == "fr" else fam.label_en) if fam else slug
+        else:
+            mat = vocab.label(self.material, lang)
+        use = use_label(self.use, lang)
+        return f"{mat.lower()} → {use}"
+
+
+@dataclass(frozen=True, slots=True)
+class Knowledge:
+    routes: tuple[Route, ...]
+    by_material: dict[str, tuple[Route, ...]]
+    use_nace: dict[str, tuple[str, ...]]
+    use_labels: dict[str, tuple[str, str]]
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@functools.cache
+def _knowledge(directory: Path) -> Knowledge:
+    routes = tuple(
+        Route(
+            material=row["material"].strip(),
+            use=row["use"].strip(),
+            strength=STRENGTHS[row["strength"].strip()],
+            source=row.get("source", "").strip(),
+        )
+        for row in _read(directory / "valorisation_routes.csv")
+    )
+    by_material: dict[str, list[Route]] = {}
+    for route in routes:
+        by_material.setdefault(route.material, []).append(route)
+    use_nace: dict[str, tuple[str, ...]] = {}
+    use_labels: dict[str, tuple[str, str]] = {}
+    for row in _read(directory / "use_sectors.csv"):
+        prefixes = tuple(p.strip() for p in row["nace_prefixes"].split("|") if p.strip())
+        use_nace[row["use"].strip()] = prefixes
+        use_labels[row["use"].strip()] = (row["label_fr"].strip(), row["label_en"].strip())
+    return Knowledge(
+        routes=routes,
+        by_material={k: tuple(v) for k, v in by_material.items()},
+        use_nace=use_nace,
+        use_labels=use_labels,
+    )
+
+
+def knowledge() -> Knowledge:
+    return _knowledge(nomenclature.seed_dir())
+
+
+def use_label(use: str, lang: str = "fr") -> str:
+    labels = knowledge().use_labels.get(use)
+    if labels is None:
+        return vocabulary().label(use, lang)
+    return labels[0] if lang == "fr" else labels[1]
+
+
+# --------------------------------------------------------------------------------------------
+# NACE codes
+# --------------------------------------------------------------------------------------------
+
+_NACE_IN_TEXT = re.compile(r"\b(?:NACE|NAF|APE)(?:\s*Rev\.?\s*2)?\s*:?\s*((?:\d{2}(?:\.\d{1,2})?[A-Z]?[\s/;,]*)+)", re.I)
+_NACE_CODE = re.compile(r"(\d{2})(?:\.(\d{1,2}))?")
+
+
+def _canonical_nace(division: str, rest: str | None) -> str:
+    if not rest:
+        return division
+    return f"{division}.{rest}"
+
+
+def parse_nace(naf: str | None, label: str = "") -> list[str]:
+    """NACE codes of a firm: its NAF code ("16.10A" → "16.10") and any "NACE xx.xx" in its label."""
+    found: list[str] = []
+    if naf:
+        m = _NACE_CODE.search(naf)
+        if m:
+            found.append(_canonical_nace(m.group(1), m.group(2)))
+    for block in _NACE_IN_TEXT.finditer(label or ""):
+        for m in _NACE_CODE.finditer(block.group(1)):
+            code = _canonical_nace(m.group(1), m.group(2))
+            if code not in found:
+                found.append(code)
+    return found
+
+
+def nace_match(code: str, prefix: str) -> float:
+    """1 when the firm's code lies inside the sector prefix, 0.4/1 partial when only coarser."""
+    if code.startswith(prefix):
+        return 1.0
+    if prefix.startswith(code):
+        # The firm gave only its division ("01") and the sector is a class inside it.
+        return EVIDENCE_NACE_DIVISION / EVIDENCE_NACE
+    return 0.0
+
+
+def uses_of_nace(codes: Iterable[str]) -> dict[str, float]:
+    """Uses practised by firms of these NACE codes, with an evidence in [0, 1]."""
+    out: dict[str, float] = {}
+    codes = list(codes)
+    if not codes:
+        return out
+    for use, prefixes in knowledge().use_nace.items():
+        best = 0.0
+        for code in codes:
+            for prefix in prefixes:
+                best = max(best, nace_match(code, prefix))
+        if best > 0.0:
+            out[use] = EVIDENCE_NACE * best
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Routes of a material, uses of a need
+# --------------------------------------------------------------------------------------------
+
+
+def material_routes(concepts: Iterable[str], families: Iterable[str]) -> dict[str, Route]:
+    """For each use, the strongest route open to a material with these concepts and families."""
+    k = knowledge()
+    vocab = vocabulary()
+    keys: list[str] = []
+    for cid in concepts:
+        keys.append(cid)
+        keys.extend(vocab.ancestors(cid))
+    keys.extend("family:" + fam for fam in families if fam)
+    best: dict[str, Route] = {}
+    for key in keys:
+        for route in k.by_material.get(key, ()):
+            current = best.get(route.use)
+            if current is None or route.strength > current.strength:
+                best[route.use] = route
+    return best
+
+
+def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: Iterable[str]) -> dict[str, float]:
+    """Uses a need asks for, with the evidence of each (its words > its sector label > its NACE)."""
+    out = uses_of_nace(nace_codes)
+    for use in label_uses:
+        out[use] = max(out.get(use, 0.0), EVIDENCE_SECTOR_LABEL)
+    for use in text_uses:
+        out[use] = EVIDENCE_TEXT
+    return out

@@ -1,0 +1,566 @@
+"""The score of an offer/need pair, in [0, 1], and its explanation.
+
+Two groups of components:
+
+* material relevance ``M`` (does this material serve this need?): text similarity, material
+  proximity (shared concepts, parent concepts, same or related family), List-of-Waste code
+  proximity, and valorisation-route fit (a known route from the offer's material to a use the need
+  names or the buyer's sector practises);
+* context ``C`` (is the exchange practical?): distance decay, quantity and rhythm, availability.
+
+``score = M × (1 − CONTEXT_SHARE + CONTEXT_SHARE × C)``: context can lower a relevant pair but never
+lift an irrelevant one. Gates give 0 outright: a hazardous offer to a need that cannot take it, a
+site beyond the need's radius, a lot the seller cannot fill. All weights are in ``WEIGHTS`` below.
+
+Each material component is a p-norm of the element-wise product of two sparse feature vectors
+(p = 1 for the text cosine, p = 8, a smooth maximum, for the others), so that the engine computes
+them for thousands of pairs with sparse matrix products and a single pair gives the same number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matchmaking.matching import geo, quantities, routes, taxonomy
+from matchmaking.matching.records import NEED, OFFER, Listing
+from matchmaking.matching.text import Analysis, analyse, vocabulary, weighted_terms
+
+# ---------------------------------------------------------------------------------------------
+# Weights: the only place they live.
+# ---------------------------------------------------------------------------------------------
+WEIGHTS: dict[str, float] = {
+    # material relevance (sums to 1)
+    "text": 0.30,
+    "material": 0.25,
+    "code": 0.05,
+    "route": 0.40,
+    # context (sums to 1)
+    "distance": 0.5,
+    "quantity": 0.3,
+    "availability": 0.2,
+}
+MATERIAL_COMPONENTS = ("text", "material", "code", "route")
+CONTEXT_COMPONENTS = ("distance", "quantity", "availability")
+CONTEXT_SHARE = 0.4
+MIN_SCORE = 0.05  # below this a pair is not reported as a match
+P_NORM = 8.0  # smooth maximum for the material, code and route components
+POWER = {"text": 1.0, "material": P_NORM, "code": P_NORM, "route": P_NORM}
+
+# Text features: how much each field counts, and the weight of a shared concept next to words.
+TITLE_WEIGHT = 1.0
+DESCRIPTION_WEIGHT = 0.6
+SECTOR_WEIGHT_NEED = 0.5
+SECTOR_WEIGHT_OFFER = 0.0
+CONCEPT_WEIGHT = 5.0
+# Material proximity levels.
+LEVEL_EXACT = 1.0
+LEVEL_PARENT = 0.8
+LEVEL_FAMILY = 0.6
+OFFER_DECLARED_USE = 0.8  # an offer that names a use ("pour méthanisation") opens that route
+
+GATE_HAZARD = "hazard"
+GATE_RADIUS = "radius"
+GATE_LOT = "lot"
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the scorer needs of a listing, computed once."""
+
+    listing: Listing
+    analysis: Analysis
+    label_uses: tuple[str, ...]
+    families: tuple[str, ...]
+    codes: tuple[str, ...]
+    nace: tuple[str, ...]
+    uses: dict[str, float]  # needs: use → evidence; offers: use → route strength
+    route_of_use: dict[str, routes.Route]  # offers: the route behind each use
+    features: dict[str, dict[str, float]]  # component → feature → value (already ** power)
+    hazardous: bool
+    annual_tonnes: float | None
+    frequency_code: int
+    from_ordinal: float
+    until_ordinal: float
+
+    @property
+    def kind(self) -> str:
+        return self.listing.kind
+
+
+def _ordinal(d: date | None, default: float) -> float:
+    return float(d.toordinal()) if d is not None else default
+
+
+def _powered(features: Mapping[str, float], power: float) -> dict[str, float]:
+    return {k: v**power for k, v in features.items() if v > 0.0}
+
+
+def build_profile(listing: Listing) -> Profile:
+    """Analyse a listing's text, codes, sector and quantities into scorer features."""
+    vocab = vocabulary()
+    is_need = listing.kind == NEED
+    title = analyse(listing.title)
+    desc = analyse(listing.description) if listing.description else None
+    sector = analyse(listing.sector_label) if listing.sector_label else None
+
+    concepts: list[str] = list(title.concepts)
+    tokens_weights: dict[str, float] = {}
+
+    def add_terms(a: Analysis, factor: float) -> None:
+        if factor <= 0.0:
+            return
+        for term, w in weighted_terms(a.tokens, (), 0.0).items():
+            tokens_weights[term] = max(tokens_weights.get(term, 0.0), w * factor)
+
+    add_terms(title, TITLE_WEIGHT)
+    if desc is not None:
+        add_terms(desc, DESCRIPTION_WEIGHT)
+        concepts.extend(c for c in desc.concepts if c not in concepts)
+    if sector is not None:
+        add_terms(sector, SECTOR_WEIGHT_NEED if is_need else SECTOR_WEIGHT_OFFER)
+    materials = [c for c in concepts if vocab.concepts[c].kind == "material"]
+    text_uses = [c for c in concepts if vocab.concepts[c].kind == "use"]
+    label_uses = tuple(sector.uses) if (sector is not None and is_need) else ()
+
+    # Codes and families.
+    codes: list[str] = []
+    for raw in (listing.low_code, *listing.extra_low_codes):
+        for code in taxonomy.parse_codes(raw):
+            if code not in codes:
+                codes.append(code)
+    families: list[str] = []
+    if listing.family:
+        families.append(listing.family)
+    for cid in materials:
+        fam = vocab.family_of(cid)
+        if fam and fam not in families:
+            families.append(fam)
+    if not families:
+        # The code's family only when the words name none: codes describe the source.
+        for code in codes:
+            fam = taxonomy.family_of_code(code)
+            if fam and fam not in families:
+                families.append(fam)
+    nace = tuple(routes.parse_nace(listing.sector_naf, listing.sector_label))
+
+    # Text vector: words by IDF and concepts, L2-normalised.
+    for cid in concepts:
+        tokens_weights["c:" + cid] = CONCEPT_WEIGHT
+    norm = math.sqrt(sum(w * w for w in tokens_weights.values()))
+    text_features = {k: v / norm for k, v in tokens_weights.items()} if norm > 0 else {}
+
+    # Material proximity features.
+    mat: dict[str, float] = {}
+    for cid in materials:
+        mat["x:" + cid] = LEVEL_EXACT
+        for key in (cid, *vocab.ancestors(cid)):
+            mat["a:" + key] = math.sqrt(LEVEL_PARENT)
+    for fam in families:
+        if is_need:
+            for other, prox in taxonomy.related_families(fam).items():
+                value = math.sqrt(LEVEL_FAMILY) * prox
+                mat["f:" + other] = max(mat.get("f:" + other, 0.0), value)
+        else:
+            mat["f:" + fam] = math.sqrt(LEVEL_FAMILY)
+
+    # Code proximity features.
+    code_features: dict[str, float] = {}
+    for code in codes:
+        chapter, sub, entry = taxonomy.split_code(code)
+        code_features["e:" + entry] = math.sqrt(taxonomy.SAME_ENTRY)
+        code_features["s:" + sub] = math.sqrt(taxonomy.SAME_SUBCHAPTER)
+        code_features["h:" + chapter] = math.sqrt(taxonomy.SAME_CHAPTER)
+
+    # Valorisation routes.
+    route_of_use: dict[str, routes.Route] = {}
+    if is_need:
+        uses = routes.need_uses(text_uses, label_uses, nace)
+    else:
+        route_of_use = routes.material_routes(materials, families)
+        uses = {use: r.strength for use, r in route_of_use.items()}
+        for use in text_uses:
+            uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
+    route_features = {"u:" + use: value for use, value in uses.items()}
+
+    hazardous = bool(listing.hazardous) or (
+        not is_need and any(taxonomy.is_hazardous_code(c) for c in codes)
+    )
+    freq = quantities.normalise_frequency(listing.frequency)
+    return Profile(
+        listing=listing,
+        analysis=title if desc is None else Analysis(
+            tokens=title.tokens + desc.tokens,
+            concepts=tuple(concepts),
+            surfaces={**desc.surfaces, **title.surfaces},
+        ),
+        label_uses=label_uses,
+        families=tuple(families),
+        codes=tuple(codes),
+        nace=nace,
+        uses=uses,
+        route_of_use=route_of_use,
+        features={
+            "text": text_features,
+            "material": _powered(mat, POWER["material"]),
+            "code": _powered(code_features, POWER["code"]),
+            "route": _powered(route_features, POWER["route"]),
+        },
+        hazardous=hazardous,
+        annual_tonnes=quantities.annualise(listing.annual_tonnes, listing.lot_tonnes, listing.frequency),
+        frequency_code=quantities.FREQUENCY_CODES.get(freq or "", -1),
+        from_ordinal=_ordinal(listing.available_from, -math.inf),
+        until_ordinal=_ordinal(listing.available_until, math.inf),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Combination (shared by the single-pair and the vectorised paths)
+# ---------------------------------------------------------------------------------------------
+
+
+def finish_component(name: str, summed: NDArray[np.float64]) -> NDArray[np.float64]:
+    """From the sum of products of powered features to the component value in [0, 1]."""
+    power = POWER[name]
+    if power == 1.0:
+        return np.clip(summed, 0.0, 1.0)
+    result: NDArray[np.float64] = np.minimum(1.0, np.power(np.maximum(summed, 0.0), 1.0 / power))
+    return result
+
+
+def material_relevance(raw: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+    total = np.zeros_like(raw["text"])
+    for name in MATERIAL_COMPONENTS:
+        total = total + WEIGHTS[name] * raw[name]
+    return total
+
+
+def context_fit(raw: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+    total = np.zeros_like(raw["distance"])
+    for name in CONTEXT_COMPONENTS:
+        total = total + WEIGHTS[name] * raw[name]
+    return total
+
+
+def final_score(
+    relevance: NDArray[np.float64], context: NDArray[np.float64], allowed: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    score = relevance * ((1.0 - CONTEXT_SHARE) + CONTEXT_SHARE * context)
+    result: NDArray[np.float64] = np.where(allowed, np.clip(score, 0.0, 1.0), 0.0)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ContextArrays:
+    """Per-pair context inputs as arrays (NaN / -1 / ±inf for unknown)."""
+
+    distance_km: NDArray[np.float64]
+    radius_km: NDArray[np.float64]  # the need's hard limit
+    offer_hazardous: NDArray[np.bool_]
+    need_accepts: NDArray[np.bool_]
+    offer_annual: NDArray[np.float64]
+    offer_lot: NDArray[np.float64]
+    offer_freq: NDArray[np.int8]
+    need_annual: NDArray[np.float64]
+    need_lot: NDArray[np.float64]
+    need_freq: NDArray[np.int8]
+    offer_from: NDArray[np.float64]
+    offer_until: NDArray[np.float64]
+    need_from: NDArray[np.float64]
+    need_until: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ContextResult:
+    raw: dict[str, NDArray[np.float64]]
+    share: NDArray[np.float64]
+    gate_hazard: NDArray[np.bool_]
+    gate_radius: NDArray[np.bool_]
+    gate_lot: NDArray[np.bool_]
+
+    @property
+    def allowed(self) -> NDArray[np.bool_]:
+        result: NDArray[np.bool_] = ~(self.gate_hazard | self.gate_radius | self.gate_lot)
+        return result
+
+
+def context_components(ctx: ContextArrays) -> ContextResult:
+    distance = geo.distance_decay(ctx.distance_km)
+    with np.errstate(invalid="ignore"):
+        gate_radius = ctx.distance_km > ctx.radius_km  # NaN (unknown) → False
+    gate_hazard = ctx.offer_hazardous & ~ctx.need_accepts
+    qfit, share, compatible = quantities.quantity_fit_arrays(
+        ctx.offer_annual, ctx.offer_lot, ctx.offer_freq, ctx.need_annual, ctx.need_lot, ctx.need_freq
+    )
+    avail = quantities.availability_overlap_arrays(ctx.offer_from, ctx.offer_until, ctx.need_from, ctx.need_until)
+    return ContextResult(
+        raw={"distance": distance, "quantity": qfit, "availability": avail},
+        share=share,
+        gate_hazard=gate_hazard,
+        gate_radius=gate_radius,
+        gate_lot=~compatible,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Explanation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Component:
+    name: str
+    raw: float
+    weight: float
+    contribution: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "raw": self.raw, "weight": self.weight, "contribution": self.contribution}
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Why a pair scores what it scores. ``sum(c.contribution for c in components) == score``."""
+
+    offer_id: int
+    need_id: int
+    score: float
+    relevance: float
+    context: float
+    components: list[Component]
+    gates: list[str] = field(default_factory=list)
+    shared_words: list[str] = field(default_factory=list)
+    shared_concepts: list[str] = field(default_factory=list)
+    offer_codes: list[str] = field(default_factory=list)
+    need_codes: list[str] = field(default_factory=list)
+    offer_family: str | None = None
+    need_family: str | None = None
+    family_relation: str | None = None  # "same" | "related" | None
+    route: dict[str, str] | None = None  # {"material", "use", "label_fr", "label_en", "source"}
+    distance_km: float | None = None
+    share_of_need: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "offer_id": self.offer_id,
+            "need_id": self.need_id,
+            "score": self.score,
+            "relevance": self.relevance,
+            "context": self.context,
+            "components": [c.to_dict() for c in self.components],
+            "gates": list(self.gates),
+            "evidence": {
+                "shared_words": list(self.shared_words),
+                "shared_concepts": list(self.shared_concepts),
+                "offer_codes": list(self.offer_codes),
+                "need_codes": list(self.need_codes),
+                "offer_family": self.offer_family,
+                "need_family": self.need_family,
+                "family_relation": self.family_relation,
+                "route": dict(self.route) if self.route else None,
+                "distance_km": self.distance_km,
+                "share_of_need": self.share_of_need,
+            },
+        }
+
+    def phrase(self, lang: str = "fr") -> str:
+        """A short line for the interface, e.g. "même famille : caoutchouc · 12 km · couvre 80 % …"."""
+        return describe(self, lang)
+
+
+def _family_label(slug: str | None, lang: str) -> str:
+    if not slug:
+        return ""
+    from matchmaking.matching import nomenclature
+
+    fam = nomenclature.family_by_slug().get(slug)
+    if fam is None:
+        return slug
+    return (fam.label_fr if lang == "fr" else fam.label_en).lower()
+
+
+def describe(expl: Explanation, lang: str = "fr") -> str:
+    fr = lang == "fr"
+    parts: list[str] = []
+    if expl.gates:
+        reasons = {
+            GATE_HAZARD: ("matière dangereuse non acceptée", "hazardous material not accepted"),
+            GATE_RADIUS: ("hors du rayon de recherche", "outside the search radius"),
+            GATE_LOT: ("quantité insuffisante pour un lot", "too little for one lot"),
+        }
+        return " · ".join(reasons[g][0 if fr else 1] for g in expl.gates)
+    vocab = vocabulary()
+    if expl.shared_concepts:
+        labels = ", ".join(vocab.label(c, lang) for c in expl.shared_concepts[:2])
+        parts.append(("même matière : " if fr else "same material: ") + labels)
+    elif expl.family_relation == "same" and expl.offer_family:
+        parts.append(("même famille : " if fr else "same family: ") + _family_label(expl.offer_family, lang))
+    elif expl.family_relation == "related" and expl.offer_family:
+        parts.append(("famille voisine : " if fr else "related family: ") + _family_label(expl.offer_family, lang))
+    if expl.route:
+        parts.append(("filière : " if fr else "route: ") + expl.route["label_fr" if fr else "label_en"])
+    if expl.shared_words and not expl.shared_concepts:
+        parts.append(("mots communs : " if fr else "shared words: ") + ", ".join(expl.shared_words[:3]))
+    if expl.distance_km is not None:
+        parts.append(f"{expl.distance_km:.0f} km")
+    if expl.share_of_need is not None:
+        pct = round(100 * expl.share_of_need)
+        parts.append(f"couvre {pct} % de votre besoin annuel" if fr else f"covers {pct}% of the annual need")
+    return " · ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# One pair
+# ---------------------------------------------------------------------------------------------
+
+
+def _sum_products(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b[k] for k, v in a.items() if k in b)
+
+
+def material_raw(offer: Profile, need: Profile) -> dict[str, float]:
+    """The four material components of one pair."""
+    out: dict[str, float] = {}
+    for name in MATERIAL_COMPONENTS:
+        summed = _sum_products(offer.features[name], need.features[name])
+        out[name] = float(finish_component(name, np.array([summed]))[0])
+    return out
+
+
+def _nanf(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def pair_context(offer: Profile, need: Profile) -> ContextArrays:
+    o, n = offer.listing, need.listing
+    if o.has_point and n.has_point:
+        assert o.lat is not None and o.lon is not None and n.lat is not None and n.lon is not None
+        km = geo.haversine_km(o.lat, o.lon, n.lat, n.lon)
+    else:
+        km = math.nan
+    return ContextArrays(
+        distance_km=np.array([km]),
+        radius_km=np.array([geo.effective_radius(n.radius_km)]),
+        offer_hazardous=np.array([offer.hazardous]),
+        need_accepts=np.array([bool(n.accepts_hazardous)]),
+        offer_annual=np.array([_nanf(offer.annual_tonnes)]),
+        offer_lot=np.array([_nanf(o.lot_tonnes)]),
+        offer_freq=np.array([offer.frequency_code], dtype=np.int8),
+        need_annual=np.array([_nanf(need.annual_tonnes)]),
+        need_lot=np.array([_nanf(n.lot_tonnes)]),
+        need_freq=np.array([need.frequency_code], dtype=np.int8),
+        offer_from=np.array([offer.from_ordinal]),
+        offer_until=np.array([offer.until_ordinal]),
+        need_from=np.array([need.from_ordinal]),
+        need_until=np.array([need.until_ordinal]),
+    )
+
+
+def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | None = None) -> Explanation:
+    """Score one pair and say why."""
+    if offer.kind != OFFER or need.kind != NEED:
+        raise ValueError("explain() takes an offer profile and a need profile")
+    mraw = dict(raw_material) if raw_material is not None else material_raw(offer, need)
+    ctx = context_components(pair_context(offer, need))
+    craw = {k: float(v[0]) for k, v in ctx.raw.items()}
+    relevance = sum(WEIGHTS[k] * mraw[k] for k in MATERIAL_COMPONENTS)
+    context = sum(WEIGHTS[k] * craw[k] for k in CONTEXT_COMPONENTS)
+    gates: list[str] = []
+    if bool(ctx.gate_hazard[0]):
+        gates.append(GATE_HAZARD)
+    if bool(ctx.gate_radius[0]):
+        gates.append(GATE_RADIUS)
+    if bool(ctx.gate_lot[0]):
+        gates.append(GATE_LOT)
+    allowed = not gates
+    factor = (1.0 - CONTEXT_SHARE) + CONTEXT_SHARE * context
+    components: list[Component] = []
+    for name in MATERIAL_COMPONENTS:
+        contrib = WEIGHTS[name] * mraw[name] * factor if allowed else 0.0
+        components.append(Component(name, mraw[name], WEIGHTS[name], contrib))
+    for name in CONTEXT_COMPONENTS:
+        contrib = relevance * CONTEXT_SHARE * WEIGHTS[name] * craw[name] if allowed else 0.0
+        components.append(Component(name, craw[name], WEIGHTS[name], contrib))
+    score = sum(c.contribution for c in components)
+    score = min(1.0, max(0.0, score))
+
+    # Evidence.
+    vocab = vocabulary()
+    o_terms = offer.features["text"]
+    n_terms = need.features["text"]
+    shared_tokens = sorted(
+        (k for k in o_terms if k in n_terms and not k.startswith("c:")),
+        key=lambda k: -o_terms[k] * n_terms[k],
+    )
+    surfaces = {**need.analysis.surfaces, **offer.analysis.surfaces}
+    shared_words = [surfaces.get(t, t) for t in shared_tokens]
+    o_mat = {c for c in offer.analysis.concepts if vocab.concepts[c].kind == "material"}
+    n_mat = {c for c in need.analysis.concepts if vocab.concepts[c].kind == "material"}
+    shared_concepts = sorted(o_mat & n_mat)
+    relation: str | None = None
+    o_fam = offer.families[0] if offer.families else None
+    n_fam = need.families[0] if need.families else None
+    if offer.families and need.families:
+        best = max(taxonomy.family_proximity(a, b) for a in offer.families for b in need.families)
+        if best >= 1.0:
+            relation = "same"
+            o_fam = n_fam = next(a for a in offer.families if a in need.families)
+        elif best > 0.0:
+            relation = "related"
+    route_info: dict[str, str] | None = None
+    best_use, best_value = None, 0.0
+    for use, strength in offer.uses.items():
+        value = strength * need.uses.get(use, 0.0)
+        if value > best_value:
+            best_use, best_value = use, value
+    if best_use is not None:
+        r = offer.route_of_use.get(best_use)
+        route_info = {
+            "material": r.material if r else "",
+            "use": best_use,
+            "label_fr": r.label("fr") if r else routes.use_label(best_use, "fr"),
+            "label_en": r.label("en") if r else routes.use_label(best_use, "en"),
+            "source": r.source if r else "",
+        }
+    km = float(pair_context(offer, need).distance_km[0])
+    share = float(ctx.share[0])
+    return Explanation(
+        offer_id=offer.listing.id,
+        need_id=need.listing.id,
+        score=score,
+        relevance=relevance,
+        context=context,
+        components=components,
+        gates=gates,
+        shared_words=shared_words[:8],
+        shared_concepts=shared_concepts,
+        offer_codes=list(offer.codes),
+        need_codes=list(need.codes),
+        offer_family=o_fam,
+        need_family=n_fam,
+        family_relation=relation,
+        route=route_info,
+        distance_km=None if math.isnan(km) else round(km, 1),
+        share_of_need=None if math.isnan(share) else share,
+    )
+
+
+def score_pair(offer: Listing, need: Listing) -> tuple[float, Explanation]:
+    """Score and explanation of one offer/need pair (listings in either order)."""
+    if offer.kind == NEED and need.kind == OFFER:
+        offer, need = need, offer
+    expl = explain(build_profile(offer), build_profile(need))
+    return expl.score, expl

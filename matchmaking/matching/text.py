@@ -1,0 +1,400 @@
+"""Text normalisation for French and English listings, and the material vocabulary.
+
+Firms write what they have in their own words: in French or English, singular or plural, with or
+without accents, with abbreviations ("pal.", "plq") and typos ("chambre a aire"). This module turns
+such text into
+
+* tokens: folded (lower case, no accents), elisions removed (l', d', qu'), stop words dropped, a
+  light plural stemming applied, known abbreviations expanded and near-miss typos corrected
+  towards the vocabulary;
+* concepts: canonical material and use identifiers from ``seed/vocabulary.csv`` ("sciure",
+  "sawdust" and "sciure de bois" all give ``sawdust``), which is how a French offer meets an
+  English need.
+
+Everything is cached: the same words come back again and again in a market place.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+from matchmaking.matching import nomenclature
+
+MATERIAL = "material"
+USE = "use"
+ABBREV = "abbrev"
+
+# --------------------------------------------------------------------------------------------
+# Folding and tokens
+# --------------------------------------------------------------------------------------------
+
+_LIGATURES = {"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "`": "'", "´": "'"}
+
+
+def _build_fold_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for code in range(0x00C0, 0x0250):
+        char = chr(code)
+        decomposed = unicodedata.normalize("NFKD", char)
+        base = "".join(c for c in decomposed if not unicodedata.combining(c))
+        if base != char and base.isascii():
+            table[code] = base.lower()
+    for char, repl in _LIGATURES.items():
+        table[ord(char)] = repl
+    return table
+
+
+_FOLD_TABLE = _build_fold_table()
+
+
+def fold(text: str) -> str:
+    """Lower case without accents or ligatures: "Drêches Œufs" → "dreches oeufs"."""
+    return text.lower().translate(_FOLD_TABLE)
+
+
+STOP_WORDS_FR = frozenset(
+    """a au aux avec ce ces cet cette dans de des du en et est etre il ils elle elles je la le les
+    leur leurs lui ma mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa
+    se ses son sur ta te tes toi ton tu un une vos votre vous y c d j l m n s t ete sont ont avons
+    sera sans sous chez entre vers apres avant plus moins tres tout tous toute toutes autre autres
+    aussi ainsi dont oui afin lors selon depuis pendant puis peu ici cela ceci comme donc car
+    si soit chaque quelque quelques env environ via etc an ans par jour mois semaine annee tonne
+    tonnes kg litre litres m3 t""".split()
+)
+STOP_WORDS_EN = frozenset(
+    """a an and are as at be been being but by for from has have he her his if in into is it its
+    of on or our out she so such than that the their them then there these they this those to
+    too up was we were what when where which while who whom why will with would you your can
+    could may might must shall should do does did done not no yes all any both each few more most
+    other some own same very just also about after before per via etc year years day days week
+    weeks month months ton tons tonne tonnes kg ha approx approximately around""".split()
+)
+STOP_WORDS = STOP_WORDS_FR | STOP_WORDS_EN
+
+_ELISION = re.compile(r"\b(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu)'")
+_SPLIT = re.compile(r"[^a-z0-9]+")
+_HAS_LETTER = re.compile(r"[a-z]")
+
+
+@functools.lru_cache(maxsize=200_000)
+def stem(token: str) -> str:
+    """A light, symmetric plural stemmer for French and English.
+
+    It only has to map singular and plural to the same key ("cendres"/"cendre", "ashes"/"ash",
+    "métaux"/"métal", "batteries"/"battery"); both sides of a comparison go through it.
+    """
+    n = len(token)
+    if n <= 3:
+        return token
+    if token.endswith("eaux"):
+        return token[:-1]
+    if token.endswith("aux") and n > 4:
+        return token[:-3] + "al"
+    if token.endswith("ies") and n > 4:
+        return token[:-3] + "y"
+    if token.endswith(("ches", "shes", "sses", "xes")):
+        return token[:-2]
+    if token.endswith(("ss", "us", "is")):
+        return token
+    if token.endswith(("s", "x")):
+        return token[:-1]
+    return token
+
+
+def raw_words(text: str) -> list[str]:
+    """Folded words with elisions removed, before stop words and stemming."""
+    folded = _ELISION.sub(" ", fold(text))
+    return [w for w in _SPLIT.split(folded) if w]
+
+
+def tokenize(text: str) -> list[str]:
+    """Folded, stop-word-free, stemmed tokens (no abbreviation expansion, no typo correction)."""
+    return [stem(w) for w in raw_words(text) if w not in STOP_WORDS and len(w) > 1 and _HAS_LETTER.search(w)]
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    id: str
+    kind: str  # material | use
+    family: str | None
+    parent: str | None
+    label_fr: str
+    label_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What the engine retains from one piece of text."""
+
+    tokens: tuple[str, ...]
+    concepts: tuple[str, ...]  # distinct, in order of appearance
+    surfaces: dict[str, str] = field(default_factory=dict)  # token or concept → a word as written
+
+    @property
+    def materials(self) -> tuple[str, ...]:
+        vocab = vocabulary()
+        return tuple(c for c in self.concepts if vocab.concepts[c].kind == MATERIAL)
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        vocab = vocabulary()
+        return tuple(c for c in self.concepts if vocab.concepts[c].kind == USE)
+
+
+class Vocabulary:
+    """Material and use concepts with their French and English terms, abbreviations and typos."""
+
+    max_phrase = 5
+
+    def __init__(self, rows: Iterable[dict[str, str]], extra_words: Iterable[str] = ()) -> None:
+        self.concepts: dict[str, Concept] = {}
+        self.phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.abbreviations: dict[str, tuple[str, ...]] = {}
+        phrase_lists: dict[tuple[str, ...], list[str]] = {}
+        written_words: set[str] = set()
+        for row in rows:
+            cid = row["concept"].strip()
+            kind = row["kind"].strip()
+            terms_fr = [t.strip() for t in row["terms_fr"].split("|") if t.strip()]
+            terms_en = [t.strip() for t in row["terms_en"].split("|") if t.strip()]
+            if kind == ABBREV:
+                written_words.update(w for t in terms_fr for w in raw_words(t))
+                if terms_fr:
+                    self.abbreviations[fold(cid)] = tuple(tokenize(terms_fr[0]))
+                continue
+            self.concepts[cid] = Concept(
+                id=cid,
+                kind=kind,
+                family=row["family"].strip() or None,
+                parent=row["parent"].strip() or None,
+                label_fr=terms_fr[0] if terms_fr else cid,
+                label_en=terms_en[0] if terms_en else cid,
+            )
+            for term in terms_fr + terms_en:
+                written_words.update(raw_words(term))
+                key = tuple(tokenize(term))
+                if not key:
+                    continue
+                bucket = phrase_lists.setdefault(key, [])
+                if cid not in bucket:
+                    bucket.append(cid)
+        self.phrases = {k: tuple(v) for k, v in phrase_lists.items()}
+        self.max_phrase = max((len(k) for k in self.phrases), default=1)
+        vocab_tokens = {tok for key in self.phrases for tok in key}
+        vocab_tokens.update(tok for exp in self.abbreviations.values() for tok in exp)
+        self._correctable = sorted({w for w in written_words if len(w) >= 3 and w not in STOP_WORDS})
+        self.known_tokens = frozenset(vocab_tokens) | frozenset(self.abbreviations)
+        self.known_tokens |= frozenset(stem(w) for w in extra_words)
+        self._ancestors: dict[str, tuple[str, ...]] = {}
+        for cid in self.concepts:
+            chain: list[str] = []
+            parent = self.concepts[cid].parent
+            while parent and parent in self.concepts and parent not in chain and parent != cid:
+                chain.append(parent)
+                parent = self.concepts[parent].parent
+            self._ancestors[cid] = tuple(chain)
+        self._analyse = functools.lru_cache(maxsize=200_000)(self._analyse_uncached)
+        self._correct = functools.lru_cache(maxsize=200_000)(self._correct_uncached)
+
+    # -- concepts ------------------------------------------------------------------------------
+    def ancestors(self, concept: str) -> tuple[str, ...]:
+        return self._ancestors.get(concept, ())
+
+    def family_of(self, concept: str) -> str | None:
+        c = self.concepts.get(concept)
+        if c is None:
+            return None
+        if c.family:
+            return c.family
+        for parent in self.ancestors(concept):
+            fam = self.concepts[parent].family
+            if fam:
+                return fam
+        return None
+
+    def label(self, concept: str, lang: str = "fr") -> str:
+        c = self.concepts.get(concept)
+        if c is None:
+            return concept
+        return c.label_fr if lang == "fr" else c.label_en
+
+    def by_kind(self, kind: str) -> list[str]:
+        return [cid for cid, c in self.concepts.items() if c.kind == kind]
+
+    # -- analysis ------------------------------------------------------------------------------
+    def _correct_uncached(self, word: str) -> tuple[str, ...]:
+        """Stemmed tokens for one folded word: abbreviation expansion, else typo correction.
+
+        The correction compares the word as written (not its stem) with the vocabulary's words as
+        written, so that "copaux" finds "copeaux" and "aire" finds "air".
+        """
+        if word in self.abbreviations:
+            return self.abbreviations[word]
+        token = stem(word)
+        if token in self.known_tokens or len(word) < 4 or word.isdigit():
+            return (token,)
+        max_edits = 1 if len(word) < 8 else 2
+        # Best by indel ratio (prefers a dropped or added letter), then bounded by the
+        # Levenshtein distance so that only genuine near-misses are corrected.
+        found = process.extractOne(word, self._correctable, scorer=fuzz.ratio, score_cutoff=70)
+        if found is None:
+            return (token,)
+        candidate = found[0]
+        # A typo rarely changes the first letter; demanding it avoids "drain" → "grain".
+        if candidate[0] != word[0] or OSA.distance(word, candidate) > max_edits:
+            return (token,)
+        return (stem(candidate),)
+
+    def _analyse_uncached(self, text: str) -> Analysis:
+        surfaces: dict[str, str] = {}
+        tokens: list[str] = []
+        for word in raw_words(text):
+            if word in STOP_WORDS or len(word) <= 1 or not _HAS_LETTER.search(word):
+                # "pal" and other abbreviations are never stop words; single letters are noise.
+                if word not in self.abbreviations:
+                    continue
+            for tok in self._correct(word):
+                tokens.append(tok)
+                surfaces.setdefault(tok, word)
+        concepts: list[str] = []
+        phrases = self.phrases
+        i = 0
+        n = len(tokens)
+        while i < n:
+            step = 1
+            for size in range(min(self.max_phrase, n - i), 0, -1):
+                hit = phrases.get(tuple(tokens[i : i + size]))
+                if hit is not None:
+                    for cid in hit:
+                        if cid not in concepts:
+                            concepts.append(cid)
+                            surfaces.setdefault(cid, " ".join(tokens[i : i + size]))
+                    step = size
+                    break
+            i += step
+        return Analysis(tokens=tuple(tokens), concepts=tuple(concepts), surfaces=surfaces)
+
+    def analyse(self, text: str) -> Analysis:
+        """Tokens and concepts of ``text`` (cached)."""
+        return self._analyse(text)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@functools.cache
+def _vocabulary(directory: Path) -> Vocabulary:
+    rows = _read_csv(directory / "vocabulary.csv")
+    extra: list[str] = []
+    try:
+        for entry in nomenclature.list_of_waste():
+            extra.extend(raw_words(entry.label_fr))
+            extra.extend(raw_words(entry.label_en))
+    except FileNotFoundError:  # a seed directory without the List of Waste still works
+        pass
+    return Vocabulary(rows, extra_words=extra)
+
+
+def vocabulary() -> Vocabulary:
+    """The shipped vocabulary (``seed/vocabulary.csv``), loaded once per seed directory."""
+    return _vocabulary(nomenclature.seed_dir())
+
+
+def analyse(text: str) -> Analysis:
+    return vocabulary().analyse(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Term weights and similarity
+# --------------------------------------------------------------------------------------------
+
+# Words that say nothing about the material or its use: kept out of the similarity entirely.
+GENERIC_WORDS = frozenset(
+    stem(w)
+    for w in """dechet dechets waste wastes residu residus residue residues sous produit produits
+    product products coproduit coproduits byproduct material materials matiere matieres materiau
+    materiaux raw premiere first used usage usagee usages issu issue issus issues provenant
+    contenant containing other autre autres mentioned visee vise visees rubrique rubriques
+    specified specifie ailleurs elsewhere non type types divers various mixed melange production
+    produce fabrication manufacture manufacturing industry industrie industriel industrielle
+    entreprise entreprises company companies firm site usine plant activite activity service
+    services treatment traitement third party donor receiver tiers apres after""".split()
+)
+
+
+@functools.cache
+def _idf_table(directory: Path) -> tuple[dict[str, float], float]:
+    """Inverse document frequency of tokens over a fixed background corpus.
+
+    The corpus is the List of Waste (French and English labels) plus the vocabulary terms, so the
+    weights do not move when listings are added, and a score never depends on the index content.
+    """
+    docs: list[set[str]] = []
+    try:
+        for entry in nomenclature.list_of_waste():
+            docs.append(set(tokenize(entry.label_fr)))
+            docs.append(set(tokenize(entry.label_en)))
+    except FileNotFoundError:
+        pass
+    vocab = _vocabulary(directory)
+    for key in vocab.phrases:
+        docs.append(set(key))
+    df: dict[str, int] = {}
+    for doc in docs:
+        for tok in doc:
+            df[tok] = df.get(tok, 0) + 1
+    n = len(docs)
+    idf = {tok: math.log((n + 1) / (count + 1)) + 1.0 for tok, count in df.items()}
+    default = math.log(n + 1) + 1.0
+    return idf, default
+
+
+def idf_weight(token: str) -> float:
+    """Weight of a token: generic words 0, common ones low, rare or unknown ones high."""
+    if token in GENERIC_WORDS:
+        return 0.0
+    idf, default = _idf_table(nomenclature.seed_dir())
+    return idf.get(token, default)
+
+
+def weighted_terms(tokens: Sequence[str], concepts: Sequence[str], concept_weight: float) -> dict[str, float]:
+    """Sparse term weights (before L2 normalisation): tokens by IDF, concepts as ``c:<id>``."""
+    weights: dict[str, float] = {}
+    for tok in tokens:
+        w = idf_weight(tok)
+        if w > 0.0:
+            weights[tok] = max(weights.get(tok, 0.0), w)
+    for cid in concepts:
+        weights["c:" + cid] = concept_weight
+    return weights
+
+
+def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    """Cosine similarity of two sparse weight dicts."""
+    if not a or not b:
+        return 0.0
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(w * b[k] for k, w in a.items() if k in b)
+    if dot <= 0.0:
+        return 0.0
+    na = math.sqrt(sum(w * w for w in a.values()))
+    nb = math.sqrt(sum(w * w for w in b.values()))
+    return min(1.0, dot / (na * nb))
