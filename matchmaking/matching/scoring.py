@@ -19,6 +19,7 @@ them for thousands of pairs with sparse matrix products and a single pair gives 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,15 +108,38 @@ def _powered(features: Mapping[str, float], power: float) -> dict[str, float]:
     return {k: v**power for k, v in features.items() if v > 0.0}
 
 
-def build_profile(listing: Listing) -> Profile:
-    """Analyse a listing's text, codes, sector and quantities into scorer features."""
-    vocab = vocabulary()
-    is_need = listing.kind == NEED
-    title = analyse(listing.title)
-    desc = analyse(listing.description) if listing.description else None
-    sector = analyse(listing.sector_label) if listing.sector_label else None
+@dataclass(frozen=True, slots=True)
+class _Content:
+    analysis: Analysis
+    label_uses: tuple[str, ...]
+    families: tuple[str, ...]
+    codes: tuple[str, ...]
+    nace: tuple[str, ...]
+    uses: dict[str, float]
+    route_of_use: dict[str, routes.Route]
+    features: dict[str, dict[str, float]]
+    code_hazardous: bool
 
-    concepts: list[str] = list(title.concepts)
+
+@functools.lru_cache(maxsize=262_144)
+def _content(
+    kind: str,
+    title: str,
+    description: str,
+    sector_label: str,
+    sector_naf: str | None,
+    low_code: str | None,
+    extra_low_codes: tuple[str, ...],
+    family: str | None,
+) -> _Content:
+    """The part of a profile that depends on words and codes only (cached: texts repeat)."""
+    vocab = vocabulary()
+    is_need = kind == NEED
+    title_a = analyse(title)
+    desc = analyse(description) if description else None
+    sector = analyse(sector_label) if sector_label else None
+
+    concepts: list[str] = list(title_a.concepts)
     tokens_weights: dict[str, float] = {}
 
     def add_terms(a: Analysis, factor: float) -> None:
@@ -124,7 +148,7 @@ def build_profile(listing: Listing) -> Profile:
         for term, w in weighted_terms(a.tokens, (), 0.0).items():
             tokens_weights[term] = max(tokens_weights.get(term, 0.0), w * factor)
 
-    add_terms(title, TITLE_WEIGHT)
+    add_terms(title_a, TITLE_WEIGHT)
     if desc is not None:
         add_terms(desc, DESCRIPTION_WEIGHT)
         concepts.extend(c for c in desc.concepts if c not in concepts)
@@ -136,13 +160,13 @@ def build_profile(listing: Listing) -> Profile:
 
     # Codes and families.
     codes: list[str] = []
-    for raw in (listing.low_code, *listing.extra_low_codes):
+    for raw in (low_code, *extra_low_codes):
         for code in taxonomy.parse_codes(raw):
             if code not in codes:
                 codes.append(code)
     families: list[str] = []
-    if listing.family:
-        families.append(listing.family)
+    if family:
+        families.append(family)
     for cid in materials:
         fam = vocab.family_of(cid)
         if fam and fam not in families:
@@ -153,7 +177,7 @@ def build_profile(listing: Listing) -> Profile:
             fam = taxonomy.family_of_code(code)
             if fam and fam not in families:
                 families.append(fam)
-    nace = tuple(routes.parse_nace(listing.sector_naf, listing.sector_label))
+    nace = tuple(routes.parse_nace(sector_naf, sector_label))
 
     # Text vector: words by IDF and concepts, L2-normalised.
     for cid in concepts:
@@ -194,17 +218,15 @@ def build_profile(listing: Listing) -> Profile:
             uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
     route_features = {"u:" + use: value for use, value in uses.items()}
 
-    hazardous = bool(listing.hazardous) or (
-        not is_need and any(taxonomy.is_hazardous_code(c) for c in codes)
-    )
-    freq = quantities.normalise_frequency(listing.frequency)
-    return Profile(
-        listing=listing,
-        analysis=title if desc is None else Analysis(
-            tokens=title.tokens + desc.tokens,
+    analysis = title_a
+    if desc is not None:
+        analysis = Analysis(
+            tokens=title_a.tokens + desc.tokens,
             concepts=tuple(concepts),
-            surfaces={**desc.surfaces, **title.surfaces},
-        ),
+            surfaces={**desc.surfaces, **title_a.surfaces},
+        )
+    return _Content(
+        analysis=analysis,
         label_uses=label_uses,
         families=tuple(families),
         codes=tuple(codes),
@@ -217,6 +239,35 @@ def build_profile(listing: Listing) -> Profile:
             "code": _powered(code_features, POWER["code"]),
             "route": _powered(route_features, POWER["route"]),
         },
+        code_hazardous=any(taxonomy.is_hazardous_code(c) for c in codes),
+    )
+
+
+def build_profile(listing: Listing) -> Profile:
+    """Analyse a listing's text, codes, sector and quantities into scorer features."""
+    content = _content(
+        listing.kind,
+        listing.title,
+        listing.description,
+        listing.sector_label,
+        listing.sector_naf,
+        listing.low_code,
+        tuple(listing.extra_low_codes),
+        listing.family,
+    )
+    is_need = listing.kind == NEED
+    hazardous = bool(listing.hazardous) or (not is_need and content.code_hazardous)
+    freq = quantities.normalise_frequency(listing.frequency)
+    return Profile(
+        listing=listing,
+        analysis=content.analysis,
+        label_uses=content.label_uses,
+        families=content.families,
+        codes=content.codes,
+        nace=content.nace,
+        uses=content.uses,
+        route_of_use=content.route_of_use,
+        features=content.features,
         hazardous=hazardous,
         annual_tonnes=quantities.annualise(listing.annual_tonnes, listing.lot_tonnes, listing.frequency),
         frequency_code=quantities.FREQUENCY_CODES.get(freq or "", -1),
@@ -486,10 +537,10 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
     if bool(ctx.gate_lot[0]):
         gates.append(GATE_LOT)
     allowed = not gates
-    factor = (1.0 - CONTEXT_SHARE) + CONTEXT_SHARE * context
+    # score = M × (1 − s) + M × s × C: the material part, then the context part.
     components: list[Component] = []
     for name in MATERIAL_COMPONENTS:
-        contrib = WEIGHTS[name] * mraw[name] * factor if allowed else 0.0
+        contrib = WEIGHTS[name] * mraw[name] * (1.0 - CONTEXT_SHARE) if allowed else 0.0
         components.append(Component(name, mraw[name], WEIGHTS[name], contrib))
     for name in CONTEXT_COMPONENTS:
         contrib = relevance * CONTEXT_SHARE * WEIGHTS[name] * craw[name] if allowed else 0.0
