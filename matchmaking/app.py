@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import config
-from .extensions import babel, db
+from .extensions import babel, csrf, db, limiter, login_manager
 
 
 def select_locale() -> str | None:
     """?lang= remembered in the session, else the browser's preference, French by default."""
     languages = ["fr", "en"]
+    if not has_request_context():
+        return None  # CLI and workers: the default locale (French)
     wanted = request.args.get("lang")
     if wanted in languages:
         session["lang"] = wanted
@@ -33,8 +35,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
+    # Rate limits count in Redis when there is one, else in this process.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+
     db.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
 
     from .web import bp as web_bp
 

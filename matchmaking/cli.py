@@ -135,3 +135,7 @@ def bench(offers: int, needs: int, seed_: int) -> None:
     from .matching.bench import run_bench
 
     click.echo(run_bench(offers, needs, seed_))
+
+
+if __name__ == "__main__":
+    main()
