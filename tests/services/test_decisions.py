@@ -1,0 +1,114 @@
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from matchmaking.models import AuditLog, Decision, ListingStatus, Match, MatchStatus, OutboxEvent
+from matchmaking.services import decisions
+from matchmaking.services.errors import Conflict, NotFound, ValidationError
+from tests.factories import make_firm, make_listing, make_user
+
+
+@pytest.fixture()
+def deal(session):
+    seller, buyer = make_firm(session), make_firm(session)
+    offer = make_listing(session, seller, low_code="16 01 03")
+    need = make_listing(session, buyer, kind="need", title="Caoutchouc")
+    match = Match(offer=offer, need=need, score=0.7, distance_km=5.0)
+    session.add(match)
+    session.flush()
+    return match, make_user(session, seller), make_user(session, buyer)
+
+
+def events(session, match):
+    return [e.idempotency_key for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "match.decision"))
+            if e.payload["match_id"] == match.id]
+
+
+def test_both_acceptances_accept_the_match_with_one_event_and_audit_row_each(session, deal) -> None:
+    match, seller, buyer = deal
+    decisions.express_interest(session, match, buyer)
+    assert (match.status, match.need_decision) == (MatchStatus.interested, Decision.interested)
+    decisions.accept(session, match, seller)
+    assert match.status is MatchStatus.interested and match.accepted_at is None
+    decisions.accept(session, match, buyer)
+    assert match.status is MatchStatus.accepted and match.accepted_at is not None
+    assert events(session, match) == [
+        f"match.decision:{match.id}:need:interested",
+        f"match.decision:{match.id}:offer:accepted",
+        f"match.decision:{match.id}:need:accepted",
+    ]
+    actions = session.scalars(select(AuditLog.action).where(AuditLog.target_id == match.id)).all()
+    assert actions == ["match.interested", "match.accepted", "match.accepted"]
+
+
+def test_repeating_a_decision_changes_nothing(session, deal) -> None:
+    match, seller, _ = deal
+    decisions.accept(session, match, seller)
+    decisions.accept(session, match, seller)
+    assert len(events(session, match)) == 1
+
+
+def test_a_decline_by_either_side_closes_the_match(session, deal) -> None:
+    match, seller, buyer = deal
+    decisions.accept(session, match, seller)
+    decisions.decline(session, match, buyer)
+    assert (match.status, match.need_decision) == (MatchStatus.declined, Decision.declined)
+    with pytest.raises(Conflict):
+        decisions.accept(session, match, buyer)
+    with pytest.raises(Conflict):
+        decisions.express_interest(session, match, seller)
+
+
+def test_an_accepted_match_cannot_be_declined_nor_walked_back(session, deal) -> None:
+    match, seller, buyer = deal
+    decisions.accept(session, match, seller)
+    decisions.accept(session, match, buyer)
+    with pytest.raises(Conflict):
+        decisions.decline(session, match, seller)
+    with pytest.raises(Conflict):
+        decisions.express_interest(session, match, seller)
+
+
+def test_a_closed_listing_takes_no_new_acceptance(session, deal) -> None:
+    match, seller, buyer = deal
+    match.offer.status = ListingStatus.closed
+    session.flush()
+    with pytest.raises(Conflict):
+        decisions.accept(session, match, buyer)
+    decisions.decline(session, match, buyer)
+    assert match.status is MatchStatus.declined
+
+
+def test_a_third_firm_is_not_a_party(session, deal) -> None:
+    match, _, _ = deal
+    outsider = make_user(session, make_firm(session))
+    with pytest.raises(NotFound):
+        decisions.accept(session, match, outsider)
+    with pytest.raises(NotFound):
+        decisions.match_for(session, make_user(session, role="admin"), match.id)
+
+
+def test_exchanges_are_recorded_on_accepted_matches_only_with_tonnes(session, deal) -> None:
+    match, seller, buyer = deal
+    data = {"quantity": 250, "unit": "kg", "date": date.today().isoformat()}
+    with pytest.raises(Conflict):
+        decisions.record_exchange(session, match, seller, data)
+    decisions.accept(session, match, seller)
+    decisions.accept(session, match, buyer)
+    exchange = decisions.record_exchange(session, match, buyer, data)
+    assert exchange.tonnes == pytest.approx(0.25) and exchange.recorded_by_id == buyer.id
+    assert session.scalar(select(OutboxEvent).where(OutboxEvent.idempotency_key == f"exchange.recorded:{exchange.id}"))
+
+
+def test_an_exchange_names_each_bad_field(session, deal) -> None:
+    match, seller, buyer = deal
+    decisions.accept(session, match, seller)
+    decisions.accept(session, match, buyer)
+    tomorrow_plus = (date.today() + timedelta(days=5)).isoformat()
+    with pytest.raises(ValidationError) as caught:
+        decisions.record_exchange(session, match, buyer, {"quantity": -1, "unit": "barrels", "date": tomorrow_plus})
+    assert set(caught.value.errors) == {"quantity", "unit", "date"}
+    with pytest.raises(ValidationError) as caught:
+        decisions.record_exchange(session, match, buyer, {"quantity": 1, "unit": "t"})
+    assert set(caught.value.errors) == {"date"}
