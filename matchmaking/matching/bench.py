@@ -1,0 +1,1 @@
+"""Performance benchmark of the matching engine on synthetic listings."""

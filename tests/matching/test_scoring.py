@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from matchmaking.matching.records import Listing
+from matchmaking.matching.scoring import WEIGHTS, score_pair
+
+
+def offer(**kw: object) -> Listing:
+    base: dict[str, object] = {"id": 1, "kind": "offer", "title": "Chutes de chambres à air", "lat": 48.42, "lon": -0.22}
+    base.update(kw)
+    return Listing(**base)  # type: ignore[arg-type]
+
+
+def need(**kw: object) -> Listing:
+    base: dict[str, object] = {
+        "id": 2, "kind": "need", "title": "Caoutchouc pour patins de palettes", "sector_naf": "16.24Z",
+        "lat": 48.35, "lon": -0.30, "radius_km": 50,
+    }
+    base.update(kw)
+    return Listing(**base)  # type: ignore[arg-type]
+
+
+def test_explanation_sums_to_score_and_is_json() -> None:
+    score, expl = score_pair(offer(annual_tonnes=2), need(annual_tonnes=2.5))
+    assert 0 < score <= 1
+    assert abs(sum(c.contribution for c in expl.components) - score) < 1e-9
+    data = json.loads(json.dumps(expl.to_dict()))
+    assert {c["name"] for c in data["components"]} == set(WEIGHTS)
+    assert data["evidence"]["distance_km"] == pytest.approx(10, abs=1)
+    assert data["evidence"]["share_of_need"] == pytest.approx(0.8)
+    assert data["evidence"]["route"]["use"] in {"use_pallet_making", "use_rubber_products"}
+
+
+def test_phrases_in_french_and_english() -> None:
+    _, expl = score_pair(offer(annual_tonnes=2), need(annual_tonnes=2.5))
+    fr = expl.phrase("fr")
+    assert "caoutchouc" in fr and "10 km" in fr and "couvre 80 % de votre besoin annuel" in fr
+    assert "covers 80% of the annual need" in expl.phrase("en")
+
+
+def test_order_of_arguments_does_not_matter() -> None:
+    assert score_pair(offer(), need())[0] == score_pair(need(), offer())[0]
+
+
+def test_hazardous_offer_needs_a_buyer_who_accepts_it() -> None:
+    score, expl = score_pair(offer(hazardous=True), need())
+    assert score == 0 and expl.gates == ["hazard"]
+    assert score_pair(offer(hazardous=True), need(accepts_hazardous=True))[0] > 0
+
+
+def test_hazardous_code_counts_as_hazardous() -> None:
+    assert score_pair(offer(low_code="16 01 07*", title="filtres à huile"), need())[0] == 0
+
+
+def test_radius_is_a_hard_limit() -> None:
+    score, expl = score_pair(offer(lat=45.76, lon=4.83), need())
+    assert score == 0 and "radius" in expl.gates
+    assert "rayon" in expl.phrase("fr")
+
+
+def test_too_little_for_one_lot_is_not_a_match() -> None:
+    score, expl = score_pair(offer(lot_tonnes=0.02, frequency="monthly"), need(lot_tonnes=5.0))
+    assert score == 0 and expl.gates == ["lot"]
+
+
+def test_closer_is_better() -> None:
+    near = score_pair(offer(), need())[0]
+    far = score_pair(offer(lat=48.0, lon=-0.6), need())[0]
+    assert near > far > 0
+
+
+def test_unrelated_pair_scores_zero() -> None:
+    assert score_pair(offer(title="Batteries au plomb usagées"), need(title="Litière pour volailles"))[0] < 0.05
