@@ -51,4 +51,23 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
         "JSON_SORT_KEYS": False,
+        # Web app: the map, sessions, forms and rate limits.
+        "MAP_TILE_URL": env.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png"),
+        "MAP_TILE_ATTRIBUTION": env.get(
+            "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+        ),
+        "SESSION_COOKIE_SECURE": env.get("BASE_URL", "").startswith("https://"),
+        "LOGIN_COOKIE_NAME": "mm_session",
+        "LOGIN_SESSION_DAYS": 30,  # a browser stays signed in this long at most
+        "LOGIN_IDLE_DAYS": 14,  # ... and this long without a visit
+        "PASSWORD_RESET_HOURS": 2,
+        "WTF_CSRF_CHECK_DEFAULT": False,  # checked by the web app on every request outside /api
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: no expired forms on a slow phone
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,  # Redis down: count in memory rather than fail
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_SIGN_IN": "10 per minute;60 per hour",
+        "RATELIMIT_REGISTER": "5 per minute;30 per hour",
+        "IMPORT_MAX_BYTES": 10 * 1024 * 1024,
+        "IMPORT_MAX_ROWS": 20_000,
     }
