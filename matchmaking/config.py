@@ -70,4 +70,48 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_REGISTER": "5 per minute;30 per hour",
         "IMPORT_MAX_BYTES": 10 * 1024 * 1024,
         "IMPORT_MAX_ROWS": 20_000,
+    } | worker_defaults(instance_path)
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return default
+
+
+def worker_defaults(instance_path: str) -> dict[str, Any]:
+    """Background work: broker, outbox timing, SMTP and webhooks."""
+    env = os.environ
+    return {
+        # Broker: CELERY_BROKER_URL, else REDIS_URL, else the embedded SQLite broker under instance/.
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
+        "CELERY_EMBEDDED_BROKER": "sqla+sqlite:///" + str(Path(instance_path) / "broker.sqlite3"),
+        "CELERY": {},  # any other Celery setting, applied last
+        "WORKER_CONCURRENCY": _int(env.get("WORKER_CONCURRENCY"), 2),
+        # A task is killed after TASK_TIME_LIMIT s; its outbox lease and the broker's visibility
+        # timeout must outlast it, or a second worker would start the same work.
+        "TASK_TIME_LIMIT": 300,
+        "TASK_SOFT_TIME_LIMIT": 270,
+        "BROKER_VISIBILITY_TIMEOUT": 3600,
+        "OUTBOX_LEASE_SECONDS": 360,
+        "OUTBOX_SWEEP_SECONDS": 30,  # how often beat re-publishes what is not done
+        "OUTBOX_SWEEP_GRACE_SECONDS": 10,  # a fresh row was relayed after commit: leave it that long
+        "OUTBOX_REPUBLISH_SECONDS": 600,  # a published row not taken by then is published again
+        "OUTBOX_RETRY_BASE_SECONDS": 30,
+        "OUTBOX_RETRY_MAX_SECONDS": 3600,
+        "OUTBOX_MAX_ATTEMPTS": 8,
+        "REMATCH_GROUP_SIZE": 200,
+        "DIGEST_HOUR": 7,  # Europe/Paris
+        "MATCH_URL_PATH": "/matches/{id}",  # link to a match in e-mails and webhooks
+        # SMTP: unset host = embedded mailbox (MailboxMessage rows shown at /boite-mail).
+        "SMTP_HOST": env.get("SMTP_HOST") or None,
+        "SMTP_PORT": _int(env.get("SMTP_PORT"), 587),
+        "SMTP_USER": env.get("SMTP_USER") or None,
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        "SMTP_TLS": env.get("SMTP_TLS", "starttls"),  # starttls, ssl or none
+        "SMTP_TIMEOUT": 30,
+        # Webhooks: private, loopback and link-local targets are refused unless allowed (tests, intranets).
+        "WEBHOOK_ALLOW_PRIVATE": env.get("WEBHOOK_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"),
+        "WEBHOOK_TIMEOUT": 10,
     }

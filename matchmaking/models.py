@@ -481,6 +481,10 @@ class OutboxEvent(Base):
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A worker holds the row until then (longer than a task may run); a crash just lets it lapse.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Last time the sweep handed it to the broker, so a backlog is not published again every sweep.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[created]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
