@@ -21,6 +21,7 @@ MAX_TONNES_PER_LOT = 100_000.0
 MAX_UNITS_PER_LOT = 10_000_000.0
 MAX_PRICE_EUR = 1_000_000.0
 DEFAULT_NEED_RADIUS_KM = 50.0
+SUGGESTION_MIN_SCORE = 0.4
 
 TONNES_PER = {Unit.t: 1.0, Unit.kg: 0.001}
 OCCURRENCES_PER_YEAR = {
@@ -182,8 +183,28 @@ def _apply(session: Session, listing: Listing, values: dict[str, Any]) -> None:
     listing.annual_tonnes = annual_tonnes(listing.lot_tonnes, listing.frequency)
 
 
+def suggest_classification(session: Session, values: dict[str, Any]) -> None:
+    """Fill in the code and family a firm left empty, from its own words (it can change them).
+
+    A code is only filled in when the suggestion is clear: a wrong code would carry a wrong
+    hazard flag, while a missing one only costs a little matching precision.
+    """
+    from ..matching.taxonomy import suggest_codes
+
+    if values.get("low_code") or values.get("material_family"):
+        return
+    suggestion = suggest_codes(f"{values.get('title') or ''} {values.get('description') or ''}", k=1)
+    if suggestion.codes and suggestion.codes[0][1] >= SUGGESTION_MIN_SCORE:
+        low = session.get(LowCode, suggestion.codes[0][0])
+        if low is not None:
+            values["low_code"], values["_low"] = low.code, low
+    if suggestion.family and session.get(MaterialFamily, suggestion.family) is not None:
+        values["material_family"] = suggestion.family
+
+
 def create_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, publish: bool = True) -> Listing:
     values = clean_listing(session, firm, data)
+    suggest_classification(session, values)
     listing = Listing(firm=firm, status=ListingStatus.draft, description="")
     if firm.main_site is None:
         raise v.FieldError(_l("Your firm has no site yet."))
