@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -60,6 +61,9 @@ DESCRIPTION_WEIGHT = 0.6
 SECTOR_WEIGHT_NEED = 0.5
 SECTOR_WEIGHT_OFFER = 0.0
 CONCEPT_WEIGHT = 5.0
+# Words read as a use ("water treatment", "cement production") say what the material becomes,
+# not what it is: they count less in the text similarity, the route component carries them.
+USE_WORD_FACTOR = 0.3
 # Material proximity levels.
 LEVEL_EXACT = 1.0
 LEVEL_PARENT = 0.8
@@ -135,7 +139,11 @@ def _content(
     """The part of a profile that depends on words and codes only (cached: texts repeat)."""
     vocab = vocabulary()
     is_need = kind == NEED
-    title_a = analyse(title)
+    # What a title says in parentheses is a side remark ("(after treatment: … into biogas)",
+    # "(avec copeaux de bois)"): it counts like the description, and names no use of its own.
+    main_title, aside = split_aside(title)
+    title_a = analyse(main_title)
+    aside_a = analyse(aside) if aside else None
     desc = analyse(description) if description else None
     sector = analyse(sector_label) if sector_label else None
 
@@ -146,6 +154,8 @@ def _content(
         if factor <= 0.0:
             return
         for term, w in weighted_terms(a.tokens, (), 0.0).items():
+            if term in a.use_tokens:
+                w *= USE_WORD_FACTOR
             tokens_weights[term] = max(tokens_weights.get(term, 0.0), w * factor)
 
     add_terms(title_a, TITLE_WEIGHT)
@@ -156,6 +166,11 @@ def _content(
         add_terms(sector, SECTOR_WEIGHT_NEED if is_need else SECTOR_WEIGHT_OFFER)
     materials = [c for c in concepts if vocab.concepts[c].kind == "material"]
     text_uses = [c for c in concepts if vocab.concepts[c].kind == "use"]
+    if aside_a is not None:
+        add_terms(aside_a, DESCRIPTION_WEIGHT)
+        if not materials:
+            materials = [c for c in aside_a.concepts if vocab.concepts[c].kind == "material"]
+        concepts.extend(c for c in aside_a.concepts if c not in concepts and vocab.concepts[c].kind == "material")
     label_uses = tuple(sector.uses) if (sector is not None and is_need) else ()
 
     # Codes and families.
@@ -191,13 +206,10 @@ def _content(
         mat["x:" + cid] = LEVEL_EXACT
         for key in (cid, *vocab.ancestors(cid)):
             mat["a:" + key] = math.sqrt(LEVEL_PARENT)
+    # Same family only: a need that names a neighbouring material (sand for a fly-ash offer) is
+    # no better a partner than one that names none (measured on the development set).
     for fam in families:
-        if is_need:
-            for other, prox in taxonomy.related_families(fam).items():
-                value = math.sqrt(LEVEL_FAMILY) * prox
-                mat["f:" + other] = max(mat.get("f:" + other, 0.0), value)
-        else:
-            mat["f:" + fam] = math.sqrt(LEVEL_FAMILY)
+        mat["f:" + fam] = math.sqrt(LEVEL_FAMILY)
 
     # Code proximity features.
     code_features: dict[str, float] = {}
@@ -241,6 +253,20 @@ def _content(
         },
         code_hazardous=any(taxonomy.is_hazardous_code(c) for c in codes),
     )
+
+
+_ASIDE = re.compile(r"\(([^()]*)\)")
+
+
+def split_aside(title: str) -> tuple[str, str]:
+    """("Raw material for X", "after treatment: …") for "Raw material for X (after treatment: …)"."""
+    asides = _ASIDE.findall(title)
+    if not asides:
+        return title, ""
+    main = _ASIDE.sub(" ", title).strip()
+    if not main:
+        return title, ""
+    return main, " ".join(asides)
 
 
 def build_profile(listing: Listing) -> Profile:

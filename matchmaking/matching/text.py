@@ -144,6 +144,7 @@ class Analysis:
     tokens: tuple[str, ...]
     concepts: tuple[str, ...]  # distinct, in order of appearance
     surfaces: dict[str, str] = field(default_factory=dict)  # token or concept → a word as written
+    use_tokens: frozenset[str] = frozenset()  # tokens read as part of a use ("water treatment")
 
     @property
     def materials(self) -> tuple[str, ...]:
@@ -248,7 +249,7 @@ class Vocabulary:
         token = stem(word)
         if token in self.known_tokens or len(word) < 4 or word.isdigit():
             return (token,)
-        max_edits = 1 if len(word) < 8 else 2
+        max_edits = 1 if len(word) < 9 else 2
         # Best by indel ratio (prefers a dropped or added letter), then bounded by the
         # Levenshtein distance so that only genuine near-misses are corrected.
         found = process.extractOne(word, self._correctable, scorer=fuzz.ratio, score_cutoff=70)
@@ -272,6 +273,7 @@ class Vocabulary:
                 tokens.append(tok)
                 surfaces.setdefault(tok, word)
         concepts: list[str] = []
+        use_tokens: set[str] = set()
         phrases = self.phrases
         i = 0
         n = len(tokens)
@@ -284,10 +286,14 @@ class Vocabulary:
                         if cid not in concepts:
                             concepts.append(cid)
                             surfaces.setdefault(cid, " ".join(tokens[i : i + size]))
+                    if all(self.concepts[c].kind == USE for c in hit):
+                        use_tokens.update(tokens[i : i + size])
                     step = size
                     break
             i += step
-        return Analysis(tokens=tuple(tokens), concepts=tuple(concepts), surfaces=surfaces)
+        return Analysis(
+            tokens=tuple(tokens), concepts=tuple(concepts), surfaces=surfaces, use_tokens=frozenset(use_tokens)
+        )
 
     def analyse(self, text: str) -> Analysis:
         """Tokens and concepts of ``text`` (cached)."""
