@@ -27,6 +27,7 @@ from matchmaking.matching.records import NEED, OFFER, Listing, opposite
 from matchmaking.matching.scoring import (
     MATERIAL_COMPONENTS,
     MIN_SCORE,
+    ContextArrays,
     Explanation,
     Profile,
     build_profile,
@@ -75,6 +76,7 @@ class Index:
         profiles: dict[str, dict[int, Profile]] = {OFFER: {}, NEED: {}}
         for listing in listings:
             profiles[listing.kind][listing.id] = build_profile(listing)
+        self._pending_cache: dict[str, tuple[object, list[int], SideMatrices]] = {}
         self._sides = {kind: self._make_side(kind, profiles[kind]) for kind in (OFFER, NEED)}
 
     @classmethod
@@ -176,38 +178,52 @@ class Index:
         rows = np.flatnonzero(hit).astype(np.int64)
         return rows, {c: finish_component(c, dense[c][rows]) for c in MATERIAL_COMPONENTS}
 
+    def _pending_matrices(self, side: _Side) -> tuple[list[int], SideMatrices]:
+        key = (side.kind, frozenset(side.pending), id(side.matrices))
+        cached = self._pending_cache.get(side.kind)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        ids = sorted(side.pending)
+        mats = SideMatrices.build([side.profiles[i] for i in ids], FeatureSpace(), kind=side.kind)
+        self._pending_cache[side.kind] = (key, ids, mats)
+        return ids, mats
+
     def _score_against(self, query: Profile, side: _Side) -> tuple[list[int], FloatArray, dict[str, FloatArray]]:
         """Scores of ``query`` against every live listing of ``side`` that can score above 0."""
         rows, raw = self._query_rows(query, side)
-        ids: list[int] = [int(x) for x in side.matrices.ids[rows]]
-        # The buffer of recent listings, pair by pair.
-        extra = [side.profiles[i] for i in side.pending]
-        if extra:
+        qm = SideMatrices.build([query], FeatureSpace(), kind=query.kind)
+        parts: list[tuple[SideMatrices, IntArray]] = [(side.matrices, rows)]
+        ids: list[int] = side.matrices.ids[rows].tolist()
+        if side.pending:
             from matchmaking.matching.scoring import material_raw
 
+            p_ids, p_mats = self._pending_matrices(side)
             add_raw: dict[str, list[float]] = {c: [] for c in MATERIAL_COMPONENTS}
-            add_ids: list[int] = []
-            for p in extra:
+            keep: list[int] = []
+            for j, pid in enumerate(p_ids):
+                p = side.profiles[pid]
                 o, nd = (query, p) if query.kind == OFFER else (p, query)
                 r = material_raw(o, nd)
                 if any(v > 0 for v in r.values()):
-                    add_ids.append(p.listing.id)
+                    keep.append(j)
                     for c in MATERIAL_COMPONENTS:
                         add_raw[c].append(r[c])
-            if add_ids:
-                ids = ids + add_ids
+            if keep:
+                ids = ids + [p_ids[j] for j in keep]
                 raw = {c: np.concatenate([raw[c], np.array(add_raw[c])]) for c in MATERIAL_COMPONENTS}
+                parts.append((p_mats, np.array(keep, dtype=np.int64)))
         if not ids:
             return [], np.zeros(0), raw
-        others = [side.profiles[i] for i in ids]
-        qm = SideMatrices.build([query], FeatureSpace(), kind=query.kind)
-        om = SideMatrices.build(others, FeatureSpace(), kind=side.kind)
-        zeros = np.zeros(len(ids), dtype=np.int64)
-        every = np.arange(len(ids), dtype=np.int64)
-        if query.kind == OFFER:
-            ctx = context_arrays(qm, zeros, om, every)
-        else:
-            ctx = context_arrays(om, every, qm, zeros)
+        ctx_parts = []
+        for mats, prow in parts:
+            if len(prow) == 0:
+                continue
+            zeros = np.zeros(len(prow), dtype=np.int64)
+            if query.kind == OFFER:
+                ctx_parts.append(context_arrays(qm, zeros, mats, prow))
+            else:
+                ctx_parts.append(context_arrays(mats, prow, qm, zeros))
+        ctx = ctx_parts[0] if len(ctx_parts) == 1 else _concat_ctx(ctx_parts)
         cres = context_components(ctx)
         scores = final_score(material_relevance(raw), context_fit(cres.raw), cres.allowed)
         return ids, scores, raw
@@ -347,6 +363,11 @@ class Index:
         return [(int(a), float(b)) for a, b in pairs[:k]]
 
 
+def _concat_ctx(parts: list[ContextArrays]) -> ContextArrays:
+    fields = ContextArrays.__dataclass_fields__
+    return ContextArrays(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+
+
 def _blocks(offers: SideMatrices, needs: SideMatrices) -> Iterable[tuple[IntArray, IntArray]]:
     """(offer rows, need rows) blocks covering every pair that can pass the radius gate."""
     if needs.size == 0 or offers.size == 0:
@@ -395,12 +416,19 @@ def _top_k_groups(
     order = np.lexsort((other, -score, group))
     g = group[order]
     starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
-    ends = np.concatenate([starts[1:], [len(g)]])
-    o = other[order]
-    s = score[order]
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        stop = min(b, a + k)
-        yield int(g[a]), list(zip(o[a:stop].tolist(), s[a:stop].tolist(), strict=True))
+    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.concatenate([starts, [len(g)]])))
+    keep = rank < k
+    g, o, s = g[keep].tolist(), other[order][keep].tolist(), score[order][keep].tolist()
+    current = -1
+    bucket: list[tuple[int, float]] = []
+    for gi, oi, si in zip(g, o, s, strict=True):
+        if gi != current:
+            if bucket:
+                yield current, bucket
+            current, bucket = gi, []
+        bucket.append((oi, si))
+    if bucket:
+        yield current, bucket
 
 
 def _merge_offer_tops(

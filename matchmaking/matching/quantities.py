@@ -18,12 +18,31 @@ from matchmaking.matching import nomenclature
 PER_YEAR = {"once": 1.0, "daily": 250.0, "weekly": 52.0, "monthly": 12.0, "quarterly": 4.0, "yearly": 1.0}
 FREQUENCY_CODES = {"once": 0, "daily": 1, "weekly": 2, "monthly": 3, "quarterly": 4, "yearly": 5}
 _FREQUENCY_ALIASES = {
-    "ponctuel": "once", "ponctuelle": "once", "une fois": "once", "one-off": "once", "one off": "once",
-    "jour": "daily", "quotidien": "daily", "quotidienne": "daily", "day": "daily",
-    "hebdomadaire": "weekly", "semaine": "weekly", "week": "weekly",
-    "mensuel": "monthly", "mensuelle": "monthly", "mois": "monthly", "month": "monthly",
-    "trimestriel": "quarterly", "trimestrielle": "quarterly", "trimestre": "quarterly", "quarter": "quarterly",
-    "annuel": "yearly", "annuelle": "yearly", "an": "yearly", "annual": "yearly", "year": "yearly",
+    "ponctuel": "once",
+    "ponctuelle": "once",
+    "une fois": "once",
+    "one-off": "once",
+    "one off": "once",
+    "jour": "daily",
+    "quotidien": "daily",
+    "quotidienne": "daily",
+    "day": "daily",
+    "hebdomadaire": "weekly",
+    "semaine": "weekly",
+    "week": "weekly",
+    "mensuel": "monthly",
+    "mensuelle": "monthly",
+    "mois": "monthly",
+    "month": "monthly",
+    "trimestriel": "quarterly",
+    "trimestrielle": "quarterly",
+    "trimestre": "quarterly",
+    "quarter": "quarterly",
+    "annuel": "yearly",
+    "annuelle": "yearly",
+    "an": "yearly",
+    "annual": "yearly",
+    "year": "yearly",
 }
 UNIT_TONNES = {"t": 1.0, "tonne": 1.0, "tonnes": 1.0, "ton": 1.0, "tons": 1.0, "kg": 0.001, "g": 1e-6}
 UNIT_VOLUME_M3 = {"m3": 1.0, "m³": 1.0, "l": 0.001, "litre": 0.001, "litres": 0.001, "liter": 0.001, "hl": 0.1}
@@ -44,7 +63,10 @@ def normalise_frequency(text: str | None) -> str | None:
 
 
 def to_tonnes(
-    value: float, unit: str, family: str | None = None, density_t_per_m3: float | None = None,
+    value: float,
+    unit: str,
+    family: str | None = None,
+    density_t_per_m3: float | None = None,
     unit_mass_t: float | None = None,
 ) -> float | None:
     """Tonnes for a quantity in t, kg, m3, L or units; None when it cannot be converted.
@@ -88,8 +110,12 @@ class QuantityFit:
 
 
 def quantity_fit_arrays(
-    offer_annual: NDArray[np.float64], offer_lot: NDArray[np.float64], offer_freq: NDArray[np.int8],
-    need_annual: NDArray[np.float64], need_lot: NDArray[np.float64], need_freq: NDArray[np.int8],
+    offer_annual: NDArray[np.float64],
+    offer_lot: NDArray[np.float64],
+    offer_freq: NDArray[np.int8],
+    need_annual: NDArray[np.float64],
+    need_lot: NDArray[np.float64],
+    need_freq: NDArray[np.int8],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
     """(raw fit, share of the need covered (NaN unknown), compatible) for arrays of pairs.
 
@@ -115,16 +141,22 @@ def quantity_fit_arrays(
 
 
 def quantity_fit(
-    offer_annual: float | None, offer_lot: float | None, offer_frequency: str | None,
-    need_annual: float | None, need_lot: float | None, need_frequency: str | None,
+    offer_annual: float | None,
+    offer_lot: float | None,
+    offer_frequency: str | None,
+    need_annual: float | None,
+    need_lot: float | None,
+    need_frequency: str | None,
 ) -> QuantityFit:
     """The same as :func:`quantity_fit_arrays` for one pair."""
     of = FREQUENCY_CODES.get(normalise_frequency(offer_frequency) or "", -1)
     nf = FREQUENCY_CODES.get(normalise_frequency(need_frequency) or "", -1)
     fit, share, ok = quantity_fit_arrays(
-        np.array([_nan(annualise(offer_annual, offer_lot, offer_frequency))]), np.array([_nan(offer_lot)]),
+        np.array([_nan(annualise(offer_annual, offer_lot, offer_frequency))]),
+        np.array([_nan(offer_lot)]),
         np.array([of], dtype=np.int8),
-        np.array([_nan(annualise(need_annual, need_lot, need_frequency))]), np.array([_nan(need_lot)]),
+        np.array([_nan(annualise(need_annual, need_lot, need_frequency))]),
+        np.array([_nan(need_lot)]),
         np.array([nf], dtype=np.int8),
     )
     s = float(share[0])
@@ -132,8 +164,10 @@ def quantity_fit(
 
 
 def availability_overlap_arrays(
-    offer_from: NDArray[np.float64], offer_until: NDArray[np.float64],
-    need_from: NDArray[np.float64], need_until: NDArray[np.float64],
+    offer_from: NDArray[np.float64],
+    offer_until: NDArray[np.float64],
+    need_from: NDArray[np.float64],
+    need_until: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """1 when the periods overlap (or are unknown), fading to 0 over 180 days of gap.
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matchmaking.matching import nomenclature
-from matchmaking.matching.text import vocabulary
+from matchmaking.matching.text import seed_dir, vocabulary
 
 STRENGTHS = {"strong": 1.0, "medium": 0.7, "weak": 0.4}
 
@@ -92,7 +92,7 @@ def _knowledge(directory: Path) -> Knowledge:
 
 
 def knowledge() -> Knowledge:
-    return _knowledge(nomenclature.seed_dir())
+    return _knowledge(seed_dir())
 
 
 def use_label(use: str, lang: str = "fr") -> str:
@@ -106,7 +106,9 @@ def use_label(use: str, lang: str = "fr") -> str:
 # NACE codes
 # --------------------------------------------------------------------------------------------
 
-_NACE_IN_TEXT = re.compile(r"\b(?:NACE|NAF|APE)(?:\s*Rev\.?\s*2)?\s*:?\s*((?:\d{2}(?:\.\d{1,2})?[A-Z]?[\s/;,]*)+)", re.I)
+_NACE_IN_TEXT = re.compile(
+    r"\b(?:NACE|NAF|APE)(?:\s*Rev\.?\s*2)?\s*:?\s*((?:\d{2}(?:\.\d{1,2})?[A-Z]?[\s/;,]*)+)", re.I
+)
 _NACE_CODE = re.compile(r"(\d{2})(?:\.(\d{1,2}))?")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from matchmaking.matching import nomenclature
-from matchmaking.matching.text import Analysis, analyse, vocabulary, weighted_terms
+from matchmaking.matching.text import Analysis, analyse, seed_dir, vocabulary, weighted_terms
 
 # Code proximity: the same entry says the same source process and material; the same subchapter
 # the same kind of process; the same chapter only the same broad industry.
@@ -86,7 +86,7 @@ def _family_relations(directory: Path) -> dict[tuple[str, str], float]:
 
 
 def family_relations() -> dict[tuple[str, str], float]:
-    return _family_relations(nomenclature.seed_dir())
+    return _family_relations(seed_dir())
 
 
 def family_proximity(a: str | None, b: str | None) -> float:
@@ -148,8 +148,23 @@ def infer_family(text: str, low_code: str | None = None, family: str | None = No
 
 
 _HAZARD_WORDS = frozenset(
-    {"dangereu", "dangereuse", "hazardou", "hazardous", "contamine", "contaminee", "contaminated", "pollue",
-     "polluee", "toxique", "toxic", "amiante", "asbesto", "souille", "souillee"}
+    {
+        "dangereu",
+        "dangereuse",
+        "hazardou",
+        "hazardous",
+        "contamine",
+        "contaminee",
+        "contaminated",
+        "pollue",
+        "polluee",
+        "toxique",
+        "toxic",
+        "amiante",
+        "asbesto",
+        "souille",
+        "souillee",
+    }
 )
 
 
@@ -236,7 +251,7 @@ def _suggester(directory: Path) -> CodeSuggester:
 
 
 def suggester() -> CodeSuggester:
-    return _suggester(nomenclature.seed_dir())
+    return _suggester(seed_dir())
 
 
 def suggest_codes(text: str, k: int = 5) -> CodeSuggestion:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -63,21 +64,257 @@ def fold(text: str) -> str:
 
 
 STOP_WORDS_FR = frozenset(
-    """a au aux avec ce ces cet cette dans de des du en et est etre il ils elle elles je la le les
-    leur leurs lui ma mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa
-    se ses son sur ta te tes toi ton tu un une vos votre vous y c d j l m n s t ete sont ont avons
-    sera sans sous chez entre vers apres avant plus moins tres tout tous toute toutes autre autres
-    aussi ainsi dont oui afin lors selon depuis pendant puis peu ici cela ceci comme donc car
-    si soit chaque quelque quelques env environ via etc an ans par jour mois semaine annee tonne
-    tonnes kg litre litres m3 t""".split()
+    [
+        "a",
+        "au",
+        "aux",
+        "avec",
+        "ce",
+        "ces",
+        "cet",
+        "cette",
+        "dans",
+        "de",
+        "des",
+        "du",
+        "en",
+        "et",
+        "est",
+        "etre",
+        "il",
+        "ils",
+        "elle",
+        "elles",
+        "je",
+        "la",
+        "le",
+        "les",
+        "leur",
+        "leurs",
+        "lui",
+        "ma",
+        "mais",
+        "me",
+        "meme",
+        "mes",
+        "moi",
+        "mon",
+        "ne",
+        "nos",
+        "notre",
+        "nous",
+        "on",
+        "ou",
+        "par",
+        "pas",
+        "pour",
+        "qu",
+        "que",
+        "qui",
+        "sa",
+        "se",
+        "ses",
+        "son",
+        "sur",
+        "ta",
+        "te",
+        "tes",
+        "toi",
+        "ton",
+        "tu",
+        "un",
+        "une",
+        "vos",
+        "votre",
+        "vous",
+        "y",
+        "c",
+        "d",
+        "j",
+        "l",
+        "m",
+        "n",
+        "s",
+        "t",
+        "ete",
+        "sont",
+        "ont",
+        "avons",
+        "sera",
+        "sans",
+        "sous",
+        "chez",
+        "entre",
+        "vers",
+        "apres",
+        "avant",
+        "plus",
+        "moins",
+        "tres",
+        "tout",
+        "tous",
+        "toute",
+        "toutes",
+        "autre",
+        "autres",
+        "aussi",
+        "ainsi",
+        "dont",
+        "oui",
+        "afin",
+        "lors",
+        "selon",
+        "depuis",
+        "pendant",
+        "puis",
+        "peu",
+        "ici",
+        "cela",
+        "ceci",
+        "comme",
+        "donc",
+        "car",
+        "si",
+        "soit",
+        "chaque",
+        "quelque",
+        "quelques",
+        "env",
+        "environ",
+        "via",
+        "etc",
+        "an",
+        "ans",
+        "par",
+        "jour",
+        "mois",
+        "semaine",
+        "annee",
+        "tonne",
+        "tonnes",
+        "kg",
+        "litre",
+        "litres",
+        "m3",
+        "t",
+    ]
 )
 STOP_WORDS_EN = frozenset(
-    """a an and are as at be been being but by for from has have he her his if in into is it its
-    of on or our out she so such than that the their them then there these they this those to
-    too up was we were what when where which while who whom why will with would you your can
-    could may might must shall should do does did done not no yes all any both each few more most
-    other some own same very just also about after before per via etc year years day days week
-    weeks month months ton tons tonne tonnes kg ha approx approximately around""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "being",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "out",
+        "she",
+        "so",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "up",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "can",
+        "could",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "should",
+        "do",
+        "does",
+        "did",
+        "done",
+        "not",
+        "no",
+        "yes",
+        "all",
+        "any",
+        "both",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "some",
+        "own",
+        "same",
+        "very",
+        "just",
+        "also",
+        "about",
+        "after",
+        "before",
+        "per",
+        "via",
+        "etc",
+        "year",
+        "years",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "ton",
+        "tons",
+        "tonne",
+        "tonnes",
+        "kg",
+        "ha",
+        "approx",
+        "approximately",
+        "around",
+    ]
 )
 STOP_WORDS = STOP_WORDS_FR | STOP_WORDS_EN
 
@@ -265,10 +502,10 @@ class Vocabulary:
         surfaces: dict[str, str] = {}
         tokens: list[str] = []
         for word in raw_words(text):
-            if word in STOP_WORDS or len(word) <= 1 or not _HAS_LETTER.search(word):
-                # "pal" and other abbreviations are never stop words; single letters are noise.
-                if word not in self.abbreviations:
-                    continue
+            # "pal" and other abbreviations are never stop words; single letters are noise.
+            noise = word in STOP_WORDS or len(word) <= 1 or not _HAS_LETTER.search(word)
+            if noise and word not in self.abbreviations:
+                continue
             for tok in self._correct(word):
                 tokens.append(tok)
                 surfaces.setdefault(tok, word)
@@ -318,9 +555,19 @@ def _vocabulary(directory: Path) -> Vocabulary:
     return Vocabulary(rows, extra_words=extra)
 
 
+@functools.lru_cache(maxsize=16)
+def _seed_dir_for(override: str | None) -> Path:
+    return nomenclature.seed_dir()
+
+
+def seed_dir() -> Path:
+    """``nomenclature.seed_dir()``, resolved once per value of its environment override."""
+    return _seed_dir_for(os.environ.get(nomenclature.SEED_DIR_ENV))
+
+
 def vocabulary() -> Vocabulary:
     """The shipped vocabulary (``seed/vocabulary.csv``), loaded once per seed directory."""
-    return _vocabulary(nomenclature.seed_dir())
+    return _vocabulary(seed_dir())
 
 
 def analyse(text: str) -> Analysis:
@@ -334,14 +581,94 @@ def analyse(text: str) -> Analysis:
 # Words that say nothing about the material or its use: kept out of the similarity entirely.
 GENERIC_WORDS = frozenset(
     stem(w)
-    for w in """dechet dechets waste wastes residu residus residue residues sous produit produits
-    product products coproduit coproduits byproduct material materials matiere matieres materiau
-    materiaux raw premiere first used usage usagee usages issu issue issus issues provenant
-    contenant containing other autre autres mentioned visee vise visees rubrique rubriques
-    specified specifie ailleurs elsewhere non type types divers various mixed melange production
-    produce fabrication manufacture manufacturing industry industrie industriel industrielle
-    entreprise entreprises company companies firm site usine plant activite activity service
-    services treatment traitement third party donor receiver tiers apres after""".split()
+    for w in [
+        "dechet",
+        "dechets",
+        "waste",
+        "wastes",
+        "residu",
+        "residus",
+        "residue",
+        "residues",
+        "sous",
+        "produit",
+        "produits",
+        "product",
+        "products",
+        "coproduit",
+        "coproduits",
+        "byproduct",
+        "material",
+        "materials",
+        "matiere",
+        "matieres",
+        "materiau",
+        "materiaux",
+        "raw",
+        "premiere",
+        "first",
+        "used",
+        "usage",
+        "usagee",
+        "usages",
+        "issu",
+        "issue",
+        "issus",
+        "issues",
+        "provenant",
+        "contenant",
+        "containing",
+        "other",
+        "autre",
+        "autres",
+        "mentioned",
+        "visee",
+        "vise",
+        "visees",
+        "rubrique",
+        "rubriques",
+        "specified",
+        "specifie",
+        "ailleurs",
+        "elsewhere",
+        "non",
+        "type",
+        "types",
+        "divers",
+        "various",
+        "mixed",
+        "melange",
+        "production",
+        "produce",
+        "fabrication",
+        "manufacture",
+        "manufacturing",
+        "industry",
+        "industrie",
+        "industriel",
+        "industrielle",
+        "entreprise",
+        "entreprises",
+        "company",
+        "companies",
+        "firm",
+        "site",
+        "usine",
+        "plant",
+        "activite",
+        "activity",
+        "service",
+        "services",
+        "treatment",
+        "traitement",
+        "third",
+        "party",
+        "donor",
+        "receiver",
+        "tiers",
+        "apres",
+        "after",
+    ]
 )
 
 
@@ -376,7 +703,7 @@ def idf_weight(token: str) -> float:
     """Weight of a token: generic words 0, common ones low, rare or unknown ones high."""
     if token in GENERIC_WORDS:
         return 0.0
-    idf, default = _idf_table(nomenclature.seed_dir())
+    idf, default = _idf_table(seed_dir())
     return idf.get(token, default)
 
 

@@ -77,7 +77,9 @@ class SideMatrices:
         return len(self.ids)
 
     @classmethod
-    def build(cls, profiles: Sequence[Profile], space: FeatureSpace | None = None, kind: str | None = None) -> SideMatrices:
+    def build(
+        cls, profiles: Sequence[Profile], space: FeatureSpace | None = None, kind: str | None = None
+    ) -> SideMatrices:
         space = space if space is not None else FeatureSpace()
         n = len(profiles)
         mats: dict[str, sparse.csr_matrix] = {}
@@ -132,7 +134,7 @@ def _aligned_values(product: sparse.csr_matrix, keys: IntArray, ncols: int) -> F
     pos = np.searchsorted(keys, pkeys)
     pos = np.minimum(pos, len(keys) - 1)
     ok = keys[pos] == pkeys
-    np.add.at(out, pos[ok], coo.data[ok])
+    out[pos[ok]] = coo.data[ok]  # canonical products: one entry per (row, col)
     return out
 
 
@@ -169,7 +171,9 @@ def component_products(
         a = offers.mats[comp][oi]
         b = needs.mats[comp][ni]
         width = max(a.shape[1], b.shape[1])
-        out[comp] = (_widen(a, width) @ _widen(b, width).T).tocsr()
+        prod = (_widen(a, width) @ _widen(b, width).T).tocsr()
+        prod.sum_duplicates()
+        out[comp] = prod
     return out
 
 

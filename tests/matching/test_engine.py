@@ -3,7 +3,18 @@ import random
 from matchmaking.matching.engine import Index
 from matchmaking.matching.records import Listing
 
-MATERIALS = ["sciure", "palettes", "carton", "ferraille", "lactosérum", "drêches", "pneus", "verre", "fumier", "plastique PE"]
+MATERIALS = [
+    "sciure",
+    "palettes",
+    "carton",
+    "ferraille",
+    "lactosérum",
+    "drêches",
+    "pneus",
+    "verre",
+    "fumier",
+    "plastique PE",
+]
 USES = ["litière", "alimentation animale", "recyclage", "combustible", "réemploi", "compost", "calage"]
 
 
@@ -15,7 +26,11 @@ def random_listings(n: int, seed: int) -> list[Listing]:
         title = rng.choice(MATERIALS) + ("" if kind == "offer" else " pour " + rng.choice(USES))
         out.append(
             Listing(
-                id=i, kind=kind, title=title, lat=48 + rng.random(), lon=-1 + rng.random() * 2,
+                id=i,
+                kind=kind,
+                title=title,
+                lat=48 + rng.random(),
+                lon=-1 + rng.random() * 2,
                 radius_km=rng.choice([None, 30.0, 80.0]) if kind == "need" else None,
                 annual_tonnes=rng.choice([None, 1.0, 10.0, 100.0]),
                 hazardous=kind == "offer" and rng.random() < 0.1,

@@ -5,8 +5,26 @@ from matchmaking.matching.geo import effective_radius, haversine_km
 from matchmaking.matching.records import Listing
 from matchmaking.matching.scoring import score_pair
 
-WORDS = ["sciure", "copeaux", "palettes", "carton", "cendres volantes", "slag", "whey", "lactosérum", "fumier",
-         "litière", "ciment", "aliment", "pneus", "ferraille", "boues", "huiles usagées", "compost", "verre"]
+WORDS = [
+    "sciure",
+    "copeaux",
+    "palettes",
+    "carton",
+    "cendres volantes",
+    "slag",
+    "whey",
+    "lactosérum",
+    "fumier",
+    "litière",
+    "ciment",
+    "aliment",
+    "pneus",
+    "ferraille",
+    "boues",
+    "huiles usagées",
+    "compost",
+    "verre",
+]
 title = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
 lat = st.floats(min_value=42.0, max_value=51.0)
 lon = st.floats(min_value=-4.5, max_value=8.0)
@@ -18,13 +36,28 @@ code = st.one_of(st.none(), st.sampled_from(["03 01 05", "10 01 02", "16 01 03",
 @st.composite
 def pair(draw: st.DrawFn) -> tuple[Listing, Listing]:
     offer = Listing(
-        id=1, kind="offer", title=draw(title), low_code=draw(code), hazardous=draw(st.booleans()),
-        lat=draw(lat), lon=draw(lon), annual_tonnes=draw(tonnes), lot_tonnes=draw(tonnes), frequency=draw(freq),
+        id=1,
+        kind="offer",
+        title=draw(title),
+        low_code=draw(code),
+        hazardous=draw(st.booleans()),
+        lat=draw(lat),
+        lon=draw(lon),
+        annual_tonnes=draw(tonnes),
+        lot_tonnes=draw(tonnes),
+        frequency=draw(freq),
     )
     need = Listing(
-        id=2, kind="need", title=draw(title), accepts_hazardous=draw(st.booleans()),
-        lat=draw(lat), lon=draw(lon), radius_km=draw(st.one_of(st.none(), st.floats(min_value=1, max_value=500))),
-        annual_tonnes=draw(tonnes), lot_tonnes=draw(tonnes), frequency=draw(freq),
+        id=2,
+        kind="need",
+        title=draw(title),
+        accepts_hazardous=draw(st.booleans()),
+        lat=draw(lat),
+        lon=draw(lon),
+        radius_km=draw(st.one_of(st.none(), st.floats(min_value=1, max_value=500))),
+        annual_tonnes=draw(tonnes),
+        lot_tonnes=draw(tonnes),
+        frequency=draw(freq),
     )
     return offer, need
 

@@ -7,15 +7,26 @@ from matchmaking.matching.scoring import WEIGHTS, score_pair
 
 
 def offer(**kw: object) -> Listing:
-    base: dict[str, object] = {"id": 1, "kind": "offer", "title": "Chutes de chambres à air", "lat": 48.42, "lon": -0.22}
+    base: dict[str, object] = {
+        "id": 1,
+        "kind": "offer",
+        "title": "Chutes de chambres à air",
+        "lat": 48.42,
+        "lon": -0.22,
+    }
     base.update(kw)
     return Listing(**base)  # type: ignore[arg-type]
 
 
 def need(**kw: object) -> Listing:
     base: dict[str, object] = {
-        "id": 2, "kind": "need", "title": "Caoutchouc pour patins de palettes", "sector_naf": "16.24Z",
-        "lat": 48.35, "lon": -0.30, "radius_km": 50,
+        "id": 2,
+        "kind": "need",
+        "title": "Caoutchouc pour patins de palettes",
+        "sector_naf": "16.24Z",
+        "lat": 48.35,
+        "lon": -0.30,
+        "radius_km": 50,
     }
     base.update(kw)
     return Listing(**base)  # type: ignore[arg-type]
