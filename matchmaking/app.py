@@ -48,6 +48,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(web_bp)
 
+    from .web.health import bp as health_bp
+    from .web.mailbox import bp as mailbox_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(mailbox_bp)
+
+    from .celery import celery_init_app
+
+    celery_init_app(app)
+
     from . import cli
 
     cli.register(app)

@@ -1,0 +1,210 @@
+"""Celery wired the Flask way, and the relay that hands committed outbox rows to it.
+
+The broker is Redis in production (REDIS_URL), else an embedded SQLite file under instance/
+(kombu's SQLAlchemy transport), so one machine with nothing installed runs a real worker.
+The database stays the record: a message lost by the broker is published again by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from celery.schedules import crontab
+from flask import Flask, current_app, has_app_context
+from flask_sqlalchemy.session import Session as FlaskSession
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
+from sqlalchemy import event
+
+from .models import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_SCHEME = "mmsqla"
+PUBLISHED = "matchmaking.outbox_new"  # session.info key: rows flushed in the current transaction
+
+
+class EmbeddedTransport(SQLAlchemyTransport):
+    """kombu's SQLAlchemy transport, polled five times a second instead of once."""
+
+    polling_interval = 0.2
+
+
+TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "matchmaking.celery:EmbeddedTransport"
+
+
+def broker_url(config: dict[str, Any] | Any) -> str:
+    url = config.get("CELERY_BROKER_URL") or config.get("REDIS_URL")
+    if url:
+        return str(url)
+    if config.get("TESTING"):
+        return "memory://"  # unit tests: publishing is a no-op, nothing is written under instance/
+    embedded = str(config["CELERY_EMBEDDED_BROKER"])
+    return EMBEDDED_SCHEME + "+" + embedded.removeprefix("sqla+") if embedded.startswith("sqla+") else embedded
+
+
+def is_embedded(url: str) -> bool:
+    return url.startswith((EMBEDDED_SCHEME + "+", "sqla+", "sqlalchemy+"))
+
+
+def celery_settings(config: Any) -> dict[str, Any]:
+    url = broker_url(config)
+    hard = int(config["TASK_TIME_LIMIT"])
+    transport: dict[str, Any]
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        # Unacked messages come back after visibility_timeout: it must outlast the longest task.
+        transport = {"visibility_timeout": max(int(config["BROKER_VISIBILITY_TIMEOUT"]), hard * 2),
+                     "socket_connect_timeout": 2}
+    elif is_embedded(url):
+        transport = {"connect_args": {"timeout": 30}}  # create_engine() keywords: SQLite waits for its lock
+    else:
+        transport = {}
+    digest_hour = int(config["DIGEST_HOUR"])
+    settings: dict[str, Any] = {
+        "broker_url": url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,  # a worker waits for the broker, however long it is away
+        "task_ignore_result": True,  # the outbox row is the result
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": config.get("BABEL_DEFAULT_TIMEZONE", "Europe/Paris"),
+        # Tasks are idempotent, so a task is acknowledged only once done and redelivered if its process dies.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_time_limit": hard,
+        "task_soft_time_limit": int(config["TASK_SOFT_TIME_LIMIT"]),
+        "worker_concurrency": int(config["WORKER_CONCURRENCY"]),
+        "worker_hijack_root_logger": False,
+        "imports": ("workers.tasks",),
+        "beat_schedule": {
+            "outbox-sweep": {"task": "matchmaking.sweep_outbox",
+                             "schedule": timedelta(seconds=float(config["OUTBOX_SWEEP_SECONDS"]))},
+            "daily-digest": {"task": "matchmaking.daily_digest", "schedule": crontab(hour=digest_hour, minute=0)},
+            "weekly-digest": {"task": "matchmaking.weekly_digest",
+                              "schedule": crontab(hour=digest_hour, minute=5, day_of_week=1)},
+            "expire-listings": {"task": "matchmaking.expire_listings", "schedule": crontab(hour=2, minute=0)},
+            "full-rematch": {"task": "matchmaking.rematch_all", "schedule": crontab(hour=3, minute=30, day_of_week=0)},
+        },
+    }
+    settings.update(config.get("CELERY") or {})
+    return settings
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(celery_settings(app.config))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    install_relay()
+    return celery_app
+
+
+# --- the relay: publish after commit, best effort ------------------------------------------------
+
+_breaker = threading.Lock()
+_broker_down_until = 0.0
+BREAKER_SECONDS = 5.0  # after a failed publish, leave the broker alone this long (the sweep catches up)
+
+
+def _collect(session: Any, flush_context: Any) -> None:
+    new = [(o.id, o.kind) for o in session.new if isinstance(o, OutboxEvent)]
+    if new:
+        session.info.setdefault(PUBLISHED, []).extend(new)
+
+
+def _forget(session: Any, *args: Any) -> None:
+    session.info.pop(PUBLISHED, None)
+
+
+def _after_commit(session: Any) -> None:
+    rows = session.info.pop(PUBLISHED, None)
+    if rows and has_app_context():
+        celery_app = current_app.extensions.get("celery")
+        if celery_app is not None:
+            publish(celery_app, rows)
+
+
+def publish(celery_app: Celery, rows: list[tuple[int, str]]) -> int:
+    """Send one message per outbox row (task id = row id). Never raises; returns how many went out."""
+    global _broker_down_until
+    from .services.relay import task_for
+
+    if time.monotonic() < _broker_down_until:
+        return 0
+    sent = 0
+    try:
+        for event_id, kind in rows:
+            celery_app.send_task(task_for(kind), args=[event_id], task_id=f"outbox-{event_id}",
+                                 retry=True, retry_policy={"max_retries": 1, "interval_start": 0,
+                                                           "interval_step": 0.2, "interval_max": 0.2})
+            sent += 1
+    except Exception as exc:  # noqa: BLE001 - the request has committed; the sweep publishes later
+        with _breaker:
+            _broker_down_until = time.monotonic() + BREAKER_SECONDS
+        log.warning("broker unavailable, %s outbox row(s) left for the sweep: %s", len(rows) - sent, exc)
+    return sent
+
+
+def reset_breaker() -> None:
+    global _broker_down_until
+    _broker_down_until = 0.0
+
+
+_installed = False
+
+
+def install_relay() -> None:
+    global _installed
+    if _installed:
+        return
+    event.listen(FlaskSession, "after_flush", _collect)
+    event.listen(FlaskSession, "after_commit", _after_commit)
+    event.listen(FlaskSession, "after_rollback", _forget)
+    _installed = True
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+def broker_ok(celery_app: Celery, timeout: float = 1.5) -> bool:
+    """Can the broker be reached right now? Never raises, returns within about `timeout` seconds."""
+    url = str(celery_app.conf.broker_url)
+    try:
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        if is_embedded(url):
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(url.split("+", 1)[1], connect_args={"timeout": timeout})
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return True
+            finally:
+                engine.dispose()
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        log.info("broker check failed: %s", exc)
+        return False

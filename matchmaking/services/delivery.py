@@ -1,0 +1,410 @@
+"""Delivery of notifications: e-mail (SMTP, or the local mailbox in the embedded default) and
+webhooks signed per the Standard Webhooks specification.
+
+Each delivery is one outbox row. Every effect carries an id derived from that row or its
+notification (Message-ID, webhook-id), so a retry after a crash is a duplicate the receiver can
+recognise. The local mailbox is written in the same transaction that marks the row done, so there
+it is exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app, render_template
+from flask_babel import force_locale, ngettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import Firm, MailboxMessage, Notification, OutboxEvent, Role, User, WebhookEndpoint, utcnow
+from . import outbox, preferences
+from . import validation as v
+from .relay import GiveUp, RetryLater
+
+USER_AGENT = "matchmaking-webhooks/1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: str = "starttls"
+    smtp_timeout: float = 30.0
+    sender: str = "ne-pas-repondre@example.fr"
+    base_url: str = "http://127.0.0.1:5000"
+    match_path: str = "/matches/{id}"
+    secret_key: str = ""
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        return cls(
+            smtp_host=config.get("SMTP_HOST") or None,
+            smtp_port=int(config.get("SMTP_PORT") or 587),
+            smtp_user=config.get("SMTP_USER") or None,
+            smtp_password=config.get("SMTP_PASSWORD") or None,
+            smtp_tls=str(config.get("SMTP_TLS") or "none").lower(),
+            smtp_timeout=float(config.get("SMTP_TIMEOUT") or 30),
+            sender=str(config.get("MAIL_FROM") or cls.sender),
+            base_url=str(config.get("BASE_URL") or cls.base_url).rstrip("/"),
+            match_path=str(config.get("MATCH_URL_PATH") or cls.match_path),
+            secret_key=str(config.get("SECRET_KEY") or ""),
+            webhook_allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")),
+            webhook_timeout=float(config.get("WEBHOOK_TIMEOUT") or 10),
+        )
+
+    @classmethod
+    def current(cls) -> Settings:
+        return cls.from_config(current_app.config)
+
+    @property
+    def mail_domain(self) -> str:
+        address = parseaddr(self.sender)[1]
+        return address.rpartition("@")[2] or "matchmaking.local"
+
+    def match_url(self, match_id: int | None) -> str:
+        return self.base_url + (self.match_path.format(id=match_id) if match_id else "/")
+
+
+def deliver(session: Session, event: OutboxEvent) -> str | None:
+    """Carry out one `deliver.*` outbox row; raises RetryLater or GiveUp when it cannot."""
+    settings = Settings.current()
+    if event.kind == "deliver.email":
+        return deliver_email(session, int(event.payload["notification_id"]), settings)
+    if event.kind == "deliver.webhook":
+        return deliver_webhook(session, int(event.payload["notification_id"]), int(event.payload["endpoint_id"]),
+                               settings)
+    if event.kind == "deliver.digest":
+        return deliver_digest(session, event, settings)
+    if event.kind == "deliver.mail":
+        message = plain_message(event.payload, settings)
+        return send(session, message, settings)
+    raise GiveUp(f"no delivery for {event.kind}")
+
+
+# --- e-mail --------------------------------------------------------------------------------------
+
+
+SUBJECTS = {
+    "match.found": _l("New match for “%(title)s”"),
+    "match.improved": _l("A better match for “%(title)s”"),
+    "match.interested": _l("A firm is interested in a match for “%(title)s”"),
+    "match.accepted": _l("Match accepted for “%(title)s”: you can now get in touch"),
+    "match.declined": _l("A match for “%(title)s” was declined"),
+}
+
+
+def message_id(kind: str, ident: int | str, settings: Settings) -> str:
+    return f"<{kind}-{ident}@{settings.mail_domain}>"
+
+
+def _envelope(to: str, subject: str, text: str, html: str | None, msgid: str, settings: Settings,
+              unsubscribe: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = msgid
+    message["Date"] = format_datetime(utcnow())
+    message["Auto-Submitted"] = "auto-generated"
+    if unsubscribe:
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def _links(user: User, settings: Settings) -> dict[str, str]:
+    token = preferences.unsubscribe_token(user, settings.secret_key)
+    return {
+        "unsubscribe_url": f"{settings.base_url}/notifications/desabonnement/{token}",
+        "base_url": settings.base_url,
+    }
+
+
+def notification_email(notification: Notification, settings: Settings) -> EmailMessage:
+    user = notification.user
+    payload = dict(notification.payload)
+    links = _links(user, settings)
+    with force_locale(user.locale or "fr"):
+        subject = str(SUBJECTS.get(notification.kind, SUBJECTS["match.found"]) % {
+            "title": payload.get("listing_title", "")})
+        context = {"n": payload, "kind": notification.kind, "user": user, "subject": subject,
+                   "match_url": settings.match_url(notification.match_id), **links}
+        text = render_template("email/notification.txt", **context)
+        html = render_template("email/notification.html", **context)
+    return _envelope(user.email, subject, text, html, message_id("notification", notification.id, settings),
+                     settings, links["unsubscribe_url"])
+
+
+def deliver_email(session: Session, notification_id: int, settings: Settings) -> str:
+    notification = session.get(Notification, notification_id)
+    if notification is None:
+        return "notification deleted"
+    user = notification.user
+    if not user.active or not user.notify_email:
+        return "e-mail no longer wanted"
+    return send(session, notification_email(notification, settings), settings)
+
+
+def digest_email(session: Session, user: User, ids: list[int], mode: str, ident: int, settings: Settings) -> \
+        EmailMessage | None:
+    items = list(session.scalars(select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)))
+    if not items:
+        return None
+    links = _links(user, settings)
+    with force_locale(user.locale or "fr"):
+        if mode == "weekly":
+            subject = ngettext("Your weekly summary: %(num)s notice", "Your weekly summary: %(num)s notices",
+                               len(items))
+        else:
+            subject = ngettext("Your daily summary: %(num)s notice", "Your daily summary: %(num)s notices",
+                               len(items))
+        entries = [{"n": dict(item.payload), "kind": item.kind,
+                    "title": str(SUBJECTS.get(item.kind, SUBJECTS["match.found"])
+                                 % {"title": item.payload.get("listing_title", "")}),
+                    "match_url": settings.match_url(item.match_id)} for item in items]
+        context = {"items": entries, "user": user, "subject": subject, "mode": mode, **links}
+        text = render_template("email/digest.txt", **context)
+        html = render_template("email/digest.html", **context)
+    return _envelope(user.email, subject, text, html, message_id("digest", ident, settings), settings,
+                     links["unsubscribe_url"])
+
+
+def deliver_digest(session: Session, event: OutboxEvent, settings: Settings) -> str:
+    user = session.get(User, int(event.payload["user_id"]))
+    if user is None or not user.active or not user.notify_email:
+        return "e-mail no longer wanted"
+    ids = [int(i) for i in event.payload.get("notification_ids", [])]
+    message = digest_email(session, user, ids, str(event.payload.get("mode", "daily")), event.id, settings)
+    if message is None:
+        return "nothing left to tell"
+    return send(session, message, settings)
+
+
+def plain_message(payload: Mapping[str, Any], settings: Settings) -> EmailMessage:
+    return _envelope(str(payload["to"]), str(payload["subject"]), str(payload["text"]), payload.get("html"),
+                     str(payload["message_id"]), settings)
+
+
+def send_mail(session: Session, *, to: str, subject: str, text: str, key: str, html: str | None = None) -> None:
+    """Hand one e-mail (account mails: password reset …) over for delivery, in the caller's transaction.
+
+    With SMTP configured it becomes an outbox row the workers send; in the embedded default it is
+    written straight to the local mailbox.
+    """
+    settings = Settings.current()
+    msgid = message_id("mail", key, settings)
+    if settings.smtp_host is None:
+        _to_mailbox(session, _envelope(to, subject, text, html, msgid, settings))
+        return
+    payload = {"to": to, "subject": subject, "text": text, "html": html, "message_id": msgid}
+    outbox.emit(session, "deliver.mail", payload, f"mail:{key}"[:120])
+
+
+def _to_mailbox(session: Session, message: EmailMessage) -> str:
+    msgid = str(message["Message-ID"])
+    if session.scalar(select(MailboxMessage.id).where(MailboxMessage.message_id == msgid)) is not None:
+        return "already in the mailbox"
+    text_part = message.get_body(("plain",))
+    html_part = message.get_body(("html",))
+    session.add(MailboxMessage(
+        message_id=msgid,
+        to=str(message["To"]),
+        subject=str(message["Subject"])[:300],
+        text=text_part.get_content() if text_part is not None else "",
+        html=html_part.get_content() if html_part is not None else None,
+    ))
+    session.flush()
+    return "written to the mailbox"
+
+
+def send(session: Session, message: EmailMessage, settings: Settings) -> str:
+    """Send over SMTP, or keep in the local mailbox when no SMTP server is configured."""
+    if settings.smtp_host is None:
+        return _to_mailbox(session, message)
+    try:
+        smtp: smtplib.SMTP
+        if settings.smtp_tls == "ssl":
+            smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout,
+                                    context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout)
+        with smtp:
+            if settings.smtp_tls == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        if all(code >= 500 for code in codes):
+            raise GiveUp(f"recipient refused: {exc.recipients}") from exc
+        raise RetryLater(f"recipient deferred: {exc.recipients}") from exc
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500 and exc.smtp_code not in (530, 535):  # not an auth problem we could fix
+            raise GiveUp(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        raise RetryLater(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise RetryLater(f"SMTP server unavailable: {exc}") from exc
+    return f"sent {message['Message-ID']}"
+
+
+def mailbox_for(session: Session, viewer: User | None, limit: int = 100) -> list[MailboxMessage]:
+    """The local mailbox as a user may see it: their own address, or everything for an admin."""
+    if viewer is None:
+        return []
+    query = select(MailboxMessage)
+    if viewer.role is not Role.admin:
+        query = query.where(MailboxMessage.to == viewer.email)
+    return list(session.scalars(query.order_by(MailboxMessage.id.desc()).limit(limit)))
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed with the secret's decoded bytes."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def _allowed_ip(raw: str) -> bool:
+    ip = ipaddress.ip_address(raw.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_target(url: str, allow_private: bool) -> tuple[str, str, int, str]:
+    """(scheme, host, port, address to connect to): the address is checked, then used as is, so
+    a DNS answer that changes between check and connection cannot reach an internal service."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GiveUp("webhook URL must be http(s)://host/…")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise RetryLater(f"cannot resolve {parts.hostname}: {exc}") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        refused = [a for a in addresses if not _allowed_ip(a)]
+        if refused:
+            raise GiveUp(f"webhook address not allowed (private, loopback or link-local): {refused[0]}")
+    return parts.scheme, parts.hostname, port, addresses[0]
+
+
+def webhook_body(notification: Notification, settings: Settings) -> dict[str, Any]:
+    data = dict(notification.payload)
+    data.pop("listing_kind", None)
+    return {
+        "type": notification.kind,
+        "timestamp": notification.created_at.isoformat(),
+        "data": {"notification_id": notification.id, **data, "url": settings.match_url(notification.match_id)},
+    }
+
+
+def post_webhook(endpoint: WebhookEndpoint, msg_id: str, body: bytes, settings: Settings,
+                 timestamp: int | None = None) -> int:
+    """POST one signed message; returns the HTTP status (never follows redirects)."""
+    import urllib3
+
+    scheme, host, port, address = resolve_target(endpoint.url, settings.webhook_allow_private)
+    parts = urlsplit(endpoint.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    default_port = 443 if scheme == "https" else 80
+    headers = {
+        "Host": host if port == default_port else f"{host}:{port}",
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(endpoint.secret, msg_id, timestamp, body),
+    }
+    timeout = urllib3.Timeout(connect=min(5.0, settings.webhook_timeout), read=settings.webhook_timeout)
+    pool: urllib3.HTTPConnectionPool
+    if scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host, assert_hostname=host,
+                                           timeout=timeout, retries=False)
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+    try:
+        response = pool.urlopen("POST", path, body=body, headers=headers, redirect=False, retries=False,
+                                assert_same_host=False, preload_content=True)
+    except urllib3.exceptions.HTTPError as exc:
+        raise RetryLater(f"webhook unreachable: {exc}") from exc
+    finally:
+        pool.close()
+    return int(response.status)
+
+
+def deliver_webhook(session: Session, notification_id: int, endpoint_id: int, settings: Settings) -> str:
+    notification = session.get(Notification, notification_id)
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if notification is None or endpoint is None:
+        return "notification or endpoint deleted"
+    if not endpoint.active:
+        return f"endpoint disabled: {endpoint.disabled_reason or ''}".strip()
+    msg_id = f"msg_{notification.id}"
+    body = json.dumps(webhook_body(notification, settings), separators=(",", ":"), ensure_ascii=False).encode()
+    status = post_webhook(endpoint, msg_id, body, settings)
+    if 200 <= status < 300:
+        return f"HTTP {status}"
+    if status == 410:
+        # The receiver says the endpoint is gone for good (Standard Webhooks): stop sending there.
+        endpoint.active = False
+        endpoint.disabled_reason = f"HTTP 410 on {utcnow().isoformat(timespec='seconds')}"
+        session.flush()
+        return "endpoint gone (HTTP 410): disabled"
+    raise RetryLater(f"webhook answered HTTP {status}")
+
+
+def create_endpoint(session: Session, firm: Firm, url: object, *, allow_private: bool | None = None) -> WebhookEndpoint:
+    """Register a firm's webhook URL with a fresh `whsec_` secret (shown to the firm once)."""
+    allow = Settings.current().webhook_allow_private if allow_private is None else allow_private
+    errors = v.Collector()
+    clean = errors.check("url", v.text, url, max_length=500, required=True)
+    if clean:
+        parts = urlsplit(clean)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors.add("url", _l("Give a full address starting with https://"))
+        elif not allow:
+            try:
+                resolve_target(clean, allow_private=False)
+            except GiveUp:
+                errors.add("url", _l("This address points to a private network; it cannot receive webhooks."))
+            except RetryLater:
+                errors.add("url", _l("This host name cannot be resolved."))
+    errors.raise_if_any()
+    endpoint = WebhookEndpoint(firm_id=firm.id, url=clean, secret=new_secret(), active=True)
+    session.add(endpoint)
+    session.flush()
+    return endpoint

@@ -1,0 +1,1 @@
+"""Background workers: the Celery app and its thin tasks."""
