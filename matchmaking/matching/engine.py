@@ -45,7 +45,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 GRID_DEG = 1.0  # cell size of the rematch blocks
-MAX_BLOCK_NEEDS = 1500
+MAX_BLOCK_NEEDS = 400
 
 
 @dataclass
