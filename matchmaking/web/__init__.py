@@ -4,4 +4,13 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 
-from . import filters, views  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    auth,
+    filters,
+    firm,
+    listings,
+    matches,
+    search,
+    security,
+    views,
+)

@@ -39,3 +39,22 @@ def frequency_label(value: str) -> str:
 @bp.app_context_processor
 def locale_context() -> dict[str, Any]:
     return {"current_locale": str(get_locale() or "fr")}
+
+
+@bp.app_template_global()
+def site_options(firm: Any) -> list[tuple[str, str]]:
+    return [(str(s.id), f"{s.name} ({s.commune.name})" if s.name != s.commune.name else s.name) for s in firm.sites]
+
+
+@bp.app_template_filter("km")
+def km(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(format_decimal(round(value), format="#,##0")) + " km" if value >= 10 \
+        else str(format_decimal(value, format="0.#")) + " km"
+
+
+@bp.app_template_filter("zip_km")
+def zip_km(values: Any) -> list[tuple[str, str]]:
+    """Radius choices as (value, "50 km")."""
+    return [(str(v), f"{v} km") for v in values]

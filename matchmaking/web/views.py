@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from flask import render_template, request
+from typing import Any
+
+from flask import jsonify, render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
 
 from ..extensions import db
-from ..models import Kind, Listing, ListingStatus, Site
+from ..models import Commune, Kind, Listing, ListingStatus, Notification, Site
 from . import bp
+from .common import audience, firm_required, my_firm, user
+from .matches import inbox_matches
 
 PAGE_SIZE = 30
 
@@ -45,4 +50,47 @@ def index() -> str:
         pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
         offers=counts.get(Kind.offer, 0),
         needs=counts.get(Kind.need, 0),
+        view=audience().view,
     )
+
+
+@bp.get("/my")
+@firm_required
+def dashboard() -> str:
+    """Where a signed-in firm starts: what waits for it, and the two things it comes to do."""
+    firm = my_firm()
+    counts = dict(
+        db.session.execute(
+            select(Listing.status, func.count()).where(Listing.firm_id == firm.id).group_by(Listing.status)
+        ).all()
+    )
+    waiting = [m for m in inbox_matches(firm, limit=200) if m.waiting_for_me][:5]
+    return render_template(
+        "dashboard.html",
+        firm=firm,
+        published=counts.get(ListingStatus.published, 0),
+        paused=counts.get(ListingStatus.paused, 0) + counts.get(ListingStatus.draft, 0),
+        waiting=waiting,
+    )
+
+
+@bp.get("/communes")
+def communes() -> Response:
+    """Communes of a postal code, for the commune field's suggestions."""
+    code = (request.args.get("postal_code") or "").strip()
+    if not (code.isdigit() and len(code) == 5):
+        return jsonify([])
+    rows = db.session.scalars(select(Commune).where(Commune.postal_codes.contains(code)).order_by(Commune.name))
+    return jsonify([{"insee": c.insee, "name": c.name} for c in rows if code in c.postal_codes.split()])
+
+
+@bp.app_context_processor
+def unread_notifications() -> dict[str, Any]:
+    found = user()
+    if found is None:
+        return {"unread_count": 0}
+    count = db.session.scalar(
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == found.id, Notification.read_at.is_(None))
+    )
+    return {"unread_count": count or 0}

@@ -1,0 +1,216 @@
+"""Registration, sign-in and sign-out, password reset, the account page.
+
+The browser's cookie holds a random secret only; the UserSession row (its sha256) says who it is.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response
+
+from ..extensions import db, limiter, login_manager
+from ..models import User, UserSession
+from ..services import accounts
+from ..services.errors import ValidationError
+from . import bp
+from .common import back, commune_fields, form_page, form_values, invalid, safe_next, signed_in
+
+
+class Account:
+    """The signed-in user as Flask-Login sees it; attributes are the User row's."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, user: User, row: UserSession) -> None:
+        self.user = user
+        self.session_id = row.id
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.user.active)
+
+    def get_id(self) -> str:
+        return str(self.user.id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.user, name)
+
+
+def _cookie_name() -> str:
+    return str(current_app.config["LOGIN_COOKIE_NAME"])
+
+
+@login_manager.request_loader
+def load_from_cookie(req: Any) -> Account | None:
+    secret = req.cookies.get(_cookie_name())
+    if not secret:
+        return None
+    config = current_app.config
+    row = accounts.load_session(db.session, secret, max_days=config["LOGIN_SESSION_DAYS"],
+                                idle_days=config["LOGIN_IDLE_DAYS"])
+    if row is None:
+        g.drop_login_cookie = True
+        return None
+    if db.session.dirty:
+        db.session.commit()  # last_seen_at moved; nothing else is pending this early in the request
+    return Account(row.user, row)
+
+
+login_manager.login_view = "web.sign_in"
+login_manager.login_message = _l("Sign in to see this page.")
+login_manager.login_message_category = "info"
+login_manager.session_protection = None  # the server-side session row is the protection
+
+
+@bp.before_app_request
+def load_user_early() -> None:
+    # Resolve the user before the view runs, so the last_seen_at write is committed on its own.
+    _ = current_user.is_authenticated
+
+
+@bp.after_app_request
+def drop_dead_cookie(response: Response) -> Response:
+    if g.get("drop_login_cookie"):
+        response.delete_cookie(_cookie_name(), path="/")
+    return response
+
+
+def _start(response: Response, user: User) -> Response:
+    """Sign the user in on this browser: a fresh session row and cookie, a fresh Flask session."""
+    lang = session.get("lang")
+    session.clear()  # no CSRF token or other value from before signing in survives
+    if lang:
+        session["lang"] = lang
+    secret, _row = accounts.start_session(db.session, user, ip=request.remote_addr,
+                                          user_agent=request.headers.get("User-Agent"))
+    db.session.commit()
+    config = current_app.config
+    response.set_cookie(
+        _cookie_name(), secret, max_age=int(timedelta(days=config["LOGIN_SESSION_DAYS"]).total_seconds()),
+        path="/", secure=bool(config.get("SESSION_COOKIE_SECURE")), httponly=True, samesite="Lax",
+    )
+    g.pop("drop_login_cookie", None)
+    return response
+
+
+def _sign_in_limit() -> str:
+    return str(current_app.config["RATELIMIT_SIGN_IN"])
+
+
+def _register_limit() -> str:
+    return str(current_app.config["RATELIMIT_REGISTER"])
+
+
+def _post_only() -> bool:
+    return request.method != "POST"
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(_sign_in_limit, exempt_when=_post_only)
+def sign_in() -> Any:
+    next_url = request.values.get("next") or ""
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(safe_next(next_url, url_for("web.dashboard")))
+        return render_template("auth/sign_in.html", values={"next": next_url}, errors={})
+    values = form_values()
+    try:
+        user = accounts.sign_in(db.session, request.form.get("email"), request.form.get("password"))
+    except ValidationError as exc:
+        return invalid("auth/sign_in.html", exc, values)
+    return _start(redirect(safe_next(next_url, url_for("web.dashboard"))), user)
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    accounts.end_session(db.session, request.cookies.get(_cookie_name()))
+    db.session.commit()
+    logout_user()
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_l("You are signed out."), "success")
+    response = redirect(url_for("web.index"))
+    response.delete_cookie(_cookie_name(), path="/")
+    return response
+
+
+FIRM_FIELDS = ("name", "siret", "naf_code", "postal_code", "commune", "commune_insee", "address", "contact_phone")
+USER_FIELDS = ("name", "email", "password", "password_confirm")
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_register_limit, exempt_when=_post_only)
+def register() -> Any:
+    if request.method == "GET":
+        return render_template("auth/register.html", values={}, errors={})
+    values = form_values()
+    firm_data = commune_fields({f: request.form.get("firm_" + f, "") for f in FIRM_FIELDS})
+    user_data = {f: request.form.get("user_" + f, "") for f in USER_FIELDS}
+    try:
+        user = accounts.register(db.session, firm_data, user_data)
+    except ValidationError as exc:
+        if "firm_commune_insee" in exc.errors:
+            exc.errors["firm_commune"] = exc.errors.pop("firm_commune_insee")
+        return invalid("auth/register.html", exc, values)
+    db.session.commit()
+    flash(_l("Welcome! Your firm is registered. Declare what you give away or what you need."), "success")
+    return _start(redirect(url_for("web.dashboard")), user)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(_register_limit, exempt_when=_post_only)
+def forgot_password() -> Any:
+    if request.method == "GET":
+        return render_template("auth/forgot.html", values={}, errors={}, sent=False)
+    values = form_values()
+    try:
+        accounts.request_password_reset(
+            db.session, request.form.get("email"),
+            link_for=lambda token: url_for("web.reset_password", token=token, _external=True),
+            hours=int(current_app.config["PASSWORD_RESET_HOURS"]),
+        )
+    except ValidationError as exc:
+        return invalid("auth/forgot.html", exc, values, sent=False)
+    db.session.commit()
+    return render_template("auth/forgot.html", values=values, errors={}, sent=True)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(_register_limit, exempt_when=_post_only)
+def reset_password(token: str) -> Any:
+    if accounts.find_reset(db.session, token) is None:
+        return render_template("auth/reset.html", expired=True, values={}, errors={}), 404
+    if request.method == "GET":
+        return render_template("auth/reset.html", expired=False, values={}, errors={})
+    try:
+        user = accounts.reset_password(db.session, token, request.form.get("password"),
+                                       request.form.get("password_confirm"))
+    except ValidationError as exc:
+        return invalid("auth/reset.html", exc, {}, expired=False)
+    db.session.commit()
+    flash(_l("Your password is changed. You are signed in."), "success")
+    return _start(redirect(url_for("web.dashboard")), user)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@signed_in
+def account() -> Any:
+    if request.method == "GET":
+        return form_page("auth/account.html")
+    try:
+        accounts.change_password(db.session, current_user.user, request.form.get("current_password"),
+                                 request.form.get("password"), request.form.get("password_confirm"),
+                                 keep_session=current_user.session_id)
+    except ValidationError as exc:
+        return invalid("auth/account.html", exc, {})
+    db.session.commit()
+    flash(_l("Your password is changed. Your other browsers are signed out."), "success")
+    return back(url_for("web.account"))

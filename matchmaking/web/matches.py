@@ -1,0 +1,210 @@
+"""The match inbox, one match's page (decide, see contacts, record exchanges), notifications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+from sqlalchemy.orm import aliased, selectinload
+from werkzeug.wrappers import Response
+
+from ..extensions import db
+from ..models import Decision, Firm, Listing, Match, MatchStatus, Notification, Site
+from ..services import decisions, visibility
+from ..services import notifications as notification_service
+from ..services.errors import Conflict, ValidationError
+from . import bp, explain
+from .common import audience, firm_required, form_values, my_firm, signed_in, user
+
+OPEN = (MatchStatus.proposed, MatchStatus.interested, MatchStatus.accepted)
+STATUS_ORDER = {MatchStatus.accepted: 0, MatchStatus.interested: 1, MatchStatus.proposed: 2,
+                MatchStatus.declined: 3, MatchStatus.stale: 4}
+
+
+@dataclass
+class Row:
+    """One match seen from my firm's side."""
+
+    match: Match
+    mine: Listing
+    other: Listing
+    other_view: visibility.ListingView
+    my_decision: Decision
+    their_decision: Decision
+    distance_km: float | None
+    phrase: str
+
+    @property
+    def waiting_for_me(self) -> bool:
+        return self.match.status in (MatchStatus.proposed, MatchStatus.interested) and \
+            self.my_decision in (Decision.pending, Decision.interested) and \
+            not (self.my_decision is Decision.interested and self.their_decision is Decision.pending)
+
+
+def row(match: Match, firm: Firm) -> Row:
+    seen = audience()
+    mine_is_offer = match.offer.firm_id == firm.id
+    mine, other = (match.offer, match.need) if mine_is_offer else (match.need, match.offer)
+    my_decision = match.offer_decision if mine_is_offer else match.need_decision
+    their_decision = match.need_decision if mine_is_offer else match.offer_decision
+    distance = seen.distance_between(mine, other)
+    data = seen.explanation(match.explanation, other, distance)
+    return Row(match, mine, other, seen.view(other), my_decision, their_decision, distance,
+               explain.phrase(data, str(get_locale() or "fr"), distance))
+
+
+def inbox_matches(firm: Firm, *, status: str | None = None, limit: int = 200) -> list[Row]:
+    """My firm's matches, best first within: accepted, in discussion, proposed, declined."""
+    offer, need = aliased(Listing), aliased(Listing)
+    query = (
+        select(Match)
+        .join(offer, Match.offer_id == offer.id)
+        .join(need, Match.need_id == need.id)
+        .where(or_(offer.firm_id == firm.id, need.firm_id == firm.id), Match.status != MatchStatus.stale)
+        .options(*[selectinload(rel).selectinload(Listing.site).selectinload(Site.commune)
+                   for rel in (Match.offer, Match.need)],
+                 *[selectinload(rel).selectinload(Listing.firm) for rel in (Match.offer, Match.need)])
+    )
+    if status == "declined":
+        query = query.where(Match.status == MatchStatus.declined)
+    elif status in ("proposed", "interested", "accepted"):
+        query = query.where(Match.status == MatchStatus(status))
+    else:
+        query = query.where(Match.status.in_(OPEN))
+    matches = db.session.scalars(query.order_by(Match.score.desc(), Match.id).limit(limit)).all()
+    rows = [row(m, firm) for m in matches]
+    rows.sort(key=lambda r: (STATUS_ORDER[r.match.status], -r.match.score, r.match.id))
+    return rows
+
+
+@bp.get("/matches")
+@firm_required
+def inbox() -> str:
+    status = request.args.get("status") or ""
+    rows = inbox_matches(my_firm(), status=status or None)
+    return render_template("matches/inbox.html", rows=rows, status=status)
+
+
+def _match(match_id: int) -> Match:
+    return decisions.match_for(db.session, user(), match_id)  # NotFound (404) unless my firm is a party
+
+
+@bp.get("/matches/<int:match_id>")
+@firm_required
+def match_detail(match_id: int) -> str:
+    return _detail(_match(match_id), {}, {})
+
+
+def _detail(match: Match, values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> Any:
+    current = row(match, my_firm())
+    data = audience().explanation(match.explanation, current.other, current.distance_km)
+    page = render_template(
+        "matches/detail.html", r=current, match=match, components=explain.components(data),
+        values=values or {"unit": current.mine.unit.value, "date": date.today().isoformat()}, errors=errors,
+    )
+    return (page, status) if status != 200 else page
+
+
+@bp.post("/matches/<int:match_id>/decision")
+@firm_required
+def match_decision(match_id: int) -> Response:
+    match = _match(match_id)
+    action = request.form.get("decision")
+    chosen = {"interested": Decision.interested, "accepted": Decision.accepted,
+              "declined": Decision.declined}.get(action or "")
+    if chosen is None:
+        flash(_l("Choose what to do with this match."), "error")
+        return redirect(url_for("web.match_detail", match_id=match.id))
+    current_user = user()
+    assert current_user is not None
+    try:
+        match = decisions.decide(db.session, match, current_user, chosen)
+    except Conflict as exc:
+        db.session.rollback()
+        flash(str(exc.args[0]) if exc.args else _l("Not possible now."), "error")
+        return redirect(url_for("web.match_detail", match_id=match_id))
+    db.session.commit()
+    if match.status is MatchStatus.accepted:
+        flash(_l("You have both accepted: each of you now sees the other's contact details."), "success")
+    elif chosen is Decision.accepted:
+        flash(_l("You accept this match. The other firm is told; its contact appears here once it accepts too."),
+              "success")
+    elif chosen is Decision.interested:
+        flash(_l("Your interest is sent to the other firm."), "success")
+    else:
+        flash(_l("You declined this match."), "success")
+    return redirect(url_for("web.match_detail", match_id=match.id))
+
+
+@bp.post("/matches/<int:match_id>/exchanges")
+@firm_required
+def match_exchange(match_id: int) -> Any:
+    match = _match(match_id)
+    values = form_values()
+    current_user = user()
+    assert current_user is not None
+    try:
+        decisions.record_exchange(db.session, match, current_user, {
+            "quantity": request.form.get("quantity"), "unit": request.form.get("unit"),
+            "date": request.form.get("date"),
+        })
+    except ValidationError as exc:
+        db.session.rollback()
+        return _detail(_match(match_id), values, exc.errors, 422)
+    except Conflict as exc:
+        db.session.rollback()
+        return _detail(_match(match_id), values, {"quantity": exc.args[0] if exc.args else ""}, 409)
+    db.session.commit()
+    flash(_l("The exchange is recorded. Thank you: it counts in the territory's figures."), "success")
+    return redirect(url_for("web.match_detail", match_id=match.id) + "#exchanges")
+
+
+# --- notifications -------------------------------------------------------------------------------
+
+NOTICE_TEXT = {
+    "match.found": _l("New match for your listing “%(mine)s”: “%(other)s”."),
+    "match.improved": _l("Better match for your listing “%(mine)s”: “%(other)s”."),
+    "match.interested": _l("A firm is interested: “%(other)s” for your listing “%(mine)s”."),
+    "match.accepted": _l("Accepted by both firms: “%(mine)s” and “%(other)s”. Contacts are revealed."),
+    "match.declined": _l("The other firm declined: “%(other)s” for your listing “%(mine)s”."),
+}
+
+
+def notice_text(notification: Notification) -> str:
+    payload = notification.payload or {}
+    template = NOTICE_TEXT.get(notification.kind)
+    other = str(payload.get("other_title") or "")
+    if payload.get("other_commune"):
+        other += " (" + str(payload["other_commune"]) + ")"
+    if template is None:
+        return str(payload.get("other_title") or notification.kind)
+    return str(template) % {"mine": payload.get("listing_title") or "", "other": other}
+
+
+@bp.get("/notifications")
+@signed_in
+def notifications() -> str:
+    current_user = user()
+    assert current_user is not None
+    items = notification_service.for_user(db.session, current_user, limit=100)
+    return render_template("matches/notifications.html", items=items, notice_text=notice_text)
+
+
+@bp.post("/notifications/read")
+@signed_in
+def notifications_read() -> Response:
+    current_user = user()
+    assert current_user is not None
+    raw = request.form.get("id")
+    ids = [int(raw)] if raw and raw.isdigit() else None
+    notification_service.mark_read(db.session, current_user, ids)
+    db.session.commit()
+    target = request.form.get("go")
+    if ids and target and target.isdigit():
+        return redirect(url_for("web.match_detail", match_id=int(target)))
+    return redirect(url_for("web.notifications"))
