@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
@@ -20,6 +21,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from .models import OutboxEvent
 
@@ -38,22 +40,33 @@ class EmbeddedTransport(SQLAlchemyTransport):
 TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "matchmaking.celery:EmbeddedTransport"
 
 
-def broker_url(config: dict[str, Any] | Any) -> str:
+def broker_url(config: Any, instance_path: str) -> str:
     url = config.get("CELERY_BROKER_URL") or config.get("REDIS_URL")
     if url:
         return str(url)
     if config.get("TESTING"):
         return "memory://"  # unit tests: publishing is a no-op, nothing is written under instance/
-    embedded = str(config["CELERY_EMBEDDED_BROKER"])
-    return EMBEDDED_SCHEME + "+" + embedded.removeprefix("sqla+") if embedded.startswith("sqla+") else embedded
+    return EMBEDDED_SCHEME + "+" + embedded_broker_url(config, instance_path).split("+", 1)[1]
+
+
+def embedded_broker_url(config: Any, instance_path: str) -> str:
+    """The SQLite broker file: configured, else beside a SQLite database, else under instance/.
+    A queue belongs to one database: its messages name that database's outbox rows."""
+    if config.get("CELERY_EMBEDDED_BROKER"):
+        return str(config["CELERY_EMBEDDED_BROKER"])
+    database = make_url(str(config.get("SQLALCHEMY_DATABASE_URI") or ""))
+    if database.get_backend_name() == "sqlite" and database.database not in (None, "", ":memory:"):
+        path = Path(str(database.database))
+        return "sqla+sqlite:///" + str(path.with_name(path.stem + ".broker.sqlite3"))
+    return "sqla+sqlite:///" + str(Path(instance_path) / "broker.sqlite3")
 
 
 def is_embedded(url: str) -> bool:
     return url.startswith((EMBEDDED_SCHEME + "+", "sqla+", "sqlalchemy+"))
 
 
-def celery_settings(config: Any) -> dict[str, Any]:
-    url = broker_url(config)
+def celery_settings(config: Any, instance_path: str) -> dict[str, Any]:
+    url = broker_url(config, instance_path)
     hard = int(config["TASK_TIME_LIMIT"])
     transport: dict[str, Any]
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -106,7 +119,7 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(celery_settings(app.config))
+    celery_app.config_from_object(celery_settings(app.config, app.instance_path))
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     install_relay()

@@ -106,14 +106,89 @@ def users_create(email: str, password: str, role: str, firm_siret: str | None, n
 @main.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not start the embedded worker beside the web app.")
 @with_appcontext
-def run(host: str, port: int) -> None:
-    """Serve the web app."""
+def run(host: str, port: int, no_worker: bool) -> None:
+    """Serve the web app; without REDIS_URL, a worker on the embedded broker runs beside it."""
     from flask import current_app
     from werkzeug.serving import run_simple
 
-    click.echo(f"Serving on http://{host}:{port}/")
-    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+    from workers.embedded import embedded_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with embedded_worker(app, enabled=not no_worker) as worker:
+        if worker is not None:
+            click.echo(f"Worker started on the embedded broker (pid {worker.pid})")
+        click.echo(f"Serving on http://{host}:{port}/")
+        run_simple(host, port, app, threaded=True)
+
+
+@main.command("worker", context_settings={"ignore_unknown_options": True})
+@click.option("--beat", is_flag=True, help="Also run the periodic scheduler (one per deployment).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def worker(beat: bool, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker (extra arguments go to `celery worker`)."""
+    from flask import current_app
+
+    argv = ["worker", "--loglevel=info", *(["--beat"] if beat else []), *celery_args]
+    current_app.extensions["celery"].worker_main(argv)
+
+
+@main.command("beat", context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run the periodic scheduler: outbox sweep, digests, expiry, weekly full rematch."""
+    from flask import current_app
+
+    current_app.extensions["celery"].start(["beat", "--loglevel=info", *celery_args])
+
+
+@main.group("outbox")
+def outbox_group() -> None:
+    """The outbox of events owed to the workers."""
+
+
+@outbox_group.command("status")
+@click.option("--failed", "show_failed", is_flag=True, help="List the failed rows with their last error.")
+@with_appcontext
+def outbox_status(show_failed: bool) -> None:
+    """Count rows by status (pending, done, failed)."""
+    from sqlalchemy import select
+
+    from .models import OutboxEvent, OutboxStatus
+    from .services import outbox
+
+    for status, n in outbox.counts(db.session).items():
+        click.echo(f"{status}: {n}")
+    if show_failed:
+        for row in db.session.scalars(select(OutboxEvent).where(OutboxEvent.status == OutboxStatus.failed)):
+            click.echo(f"{row.id} {row.kind} {row.idempotency_key} attempts={row.attempts}: {row.last_error}")
+
+
+@outbox_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@with_appcontext
+def outbox_retry(ids: tuple[int, ...]) -> None:
+    """Put failed rows (all, or the given ids) back in the queue."""
+    from .services import outbox
+
+    n = outbox.retry(db.session, list(ids) or None)
+    db.session.commit()
+    click.echo(f"{n} row(s) queued again")
+
+
+@main.command("bench-notify")
+@click.option("--broker", type=click.Choice(["embedded", "redis"]), default="embedded", show_default=True)
+@click.option("--redis-url", default="redis://127.0.0.1:6379/15", show_default=True)
+@click.option("--listings", default=50, show_default=True, type=int, help="Listings published one by one.")
+@click.option("--deliveries", default=500, show_default=True, type=int, help="E-mails for the throughput run.")
+def bench_notify(broker: str, redis_url: str, listings: int, deliveries: int) -> None:
+    """Publish-to-inbox latency (p50/p95) and deliveries per second, on a scratch database."""
+    from workers.bench import run_bench
+
+    click.echo(run_bench(broker=broker, redis_url=redis_url, listings=listings, deliveries=deliveries))
 
 
 @main.command("evaluate")

@@ -86,7 +86,8 @@ def worker_defaults(instance_path: str) -> dict[str, Any]:
     return {
         # Broker: CELERY_BROKER_URL, else REDIS_URL, else the embedded SQLite broker under instance/.
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or None,
-        "CELERY_EMBEDDED_BROKER": "sqla+sqlite:///" + str(Path(instance_path) / "broker.sqlite3"),
+        # Unset: a SQLite file beside a SQLite database (each database its own queue), else under instance/.
+        "CELERY_EMBEDDED_BROKER": env.get("CELERY_EMBEDDED_BROKER") or None,
         "CELERY": {},  # any other Celery setting, applied last
         "WORKER_CONCURRENCY": _int(env.get("WORKER_CONCURRENCY"), 2),
         # A task is killed after TASK_TIME_LIMIT s; its outbox lease and the broker's visibility

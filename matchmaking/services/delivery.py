@@ -10,6 +10,7 @@ it is exactly once.
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import hmac
 import ipaddress
@@ -26,7 +27,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template
+from flask import current_app
 from flask_babel import force_locale, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -38,6 +39,8 @@ from . import validation as v
 from .relay import GiveUp, RetryLater
 
 USER_AGENT = "matchmaking-webhooks/1"
+# Long header values (List-Unsubscribe links) stay plain ASCII instead of being RFC 2047-encoded.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -113,13 +116,18 @@ SUBJECTS = {
 }
 
 
+def render(name: str, **context: Any) -> str:
+    """Render an e-mail template without the web pages' context processors (no request in a worker)."""
+    return current_app.jinja_env.get_template(name).render(**context)
+
+
 def message_id(kind: str, ident: int | str, settings: Settings) -> str:
     return f"<{kind}-{ident}@{settings.mail_domain}>"
 
 
 def _envelope(to: str, subject: str, text: str, html: str | None, msgid: str, settings: Settings,
               unsubscribe: str | None = None) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = settings.sender
     message["To"] = to
     message["Subject"] = subject
@@ -152,8 +160,8 @@ def notification_email(notification: Notification, settings: Settings) -> EmailM
             "title": payload.get("listing_title", "")})
         context = {"n": payload, "kind": notification.kind, "user": user, "subject": subject,
                    "match_url": settings.match_url(notification.match_id), **links}
-        text = render_template("email/notification.txt", **context)
-        html = render_template("email/notification.html", **context)
+        text = render("email/notification.txt", **context)
+        html = render("email/notification.html", **context)
     return _envelope(user.email, subject, text, html, message_id("notification", notification.id, settings),
                      settings, links["unsubscribe_url"])
 
@@ -186,8 +194,8 @@ def digest_email(session: Session, user: User, ids: list[int], mode: str, ident:
                                  % {"title": item.payload.get("listing_title", "")}),
                     "match_url": settings.match_url(item.match_id)} for item in items]
         context = {"items": entries, "user": user, "subject": subject, "mode": mode, **links}
-        text = render_template("email/digest.txt", **context)
-        html = render_template("email/digest.html", **context)
+        text = render("email/digest.txt", **context)
+        html = render("email/digest.html", **context)
     return _envelope(user.email, subject, text, html, message_id("digest", ident, settings), settings,
                      links["unsubscribe_url"])
 
