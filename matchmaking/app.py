@@ -48,6 +48,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(web_bp)
 
+    from .api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+
     from .web.health import bp as health_bp
     from .web.mailbox import bp as mailbox_bp
 

@@ -5,7 +5,8 @@ commune only; the commune centroid stands in for coordinates and for every dista
 until a match between the viewer's firm and the listing's firm has been accepted by both.
 The owner firm always sees everything, and so do CCMA facilitators and administrators (they
 introduce firms to each other); analysts and visitors who are not signed in see what any third firm
-sees.
+sees. A firm's contact details (person, e-mail, phone) are personal data: they are shown only once
+the two firms have accepted a match, whether the listing is anonymous or not.
 
 Every entry point (JSON API, web pages, e-mails) builds an `Audience` once per request and goes
 through it: `audience.view(listing)` for what to show, `audience.point(listing)` and
@@ -118,15 +119,15 @@ class ListingView:
     site_id: int | None = None
 
 
-def firm_view(firm: Firm) -> FirmView:
+def firm_view(firm: Firm, *, contact: bool = True) -> FirmView:
     return FirmView(
         id=firm.id,
         name=firm.name,
         siret=firm.siret,
         naf_code=firm.naf_code,
-        contact_name=firm.contact_name,
-        contact_email=firm.contact_email,
-        contact_phone=firm.contact_phone,
+        contact_name=firm.contact_name if contact else None,
+        contact_email=firm.contact_email if contact else None,
+        contact_phone=firm.contact_phone if contact else None,
     )
 
 
@@ -214,6 +215,10 @@ class Audience:
             or listing.firm_id in self.revealed_firm_ids
         )
 
+    def shows_contact(self, listing: Listing) -> bool:
+        """The firm's contact person, e-mail and phone: only once the two firms agreed on a match."""
+        return self.owns(listing) or self.sees_all or listing.firm_id in self.revealed_firm_ids
+
     def can_see(self, listing: Listing) -> bool:
         """Whether the listing exists at all for this viewer (others' drafts and closed ones do not)."""
         return (
@@ -277,7 +282,7 @@ class Audience:
             published_at=listing.published_at,
             mine=mine,
             identity_hidden=not shown,
-            firm=firm_view(listing.firm) if shown else None,
+            firm=firm_view(listing.firm, contact=self.shows_contact(listing)) if shown else None,
             place=place,
             price_eur_per_unit=listing.price_eur_per_unit if shown else None,
             reference=listing.reference if mine else None,

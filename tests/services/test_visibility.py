@@ -89,3 +89,16 @@ def test_only_the_owner_firm_owns_a_listing(session) -> None:
         with pytest.raises(NotFound):
             visibility.own_listing(session, user, offer.id)
     assert visibility.own_listing(session, users["seller"], offer.id) is offer
+
+
+def test_contact_details_wait_for_an_accepted_match_even_on_open_listings(session) -> None:
+    offer, need, users = _pair(session)
+    offer.firm.contact_email = "atelier@example.fr"
+    offer.anonymous = False
+    session.flush()
+    view = visibility.audience(session, users["buyer"]).view(offer)
+    assert view.firm is not None and view.firm.name == offer.firm.name and view.firm.contact_email is None
+    session.add(Match(offer=offer, need=need, score=0.8, status=MatchStatus.accepted))
+    session.flush()
+    view = visibility.audience(session, users["buyer"]).view(offer)
+    assert view.firm is not None and view.firm.contact_email == "atelier@example.fr"

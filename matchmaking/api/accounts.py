@@ -1,0 +1,91 @@
+"""Accounts: register a firm with its first user, get and revoke tokens, who am I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, jsonify
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import Unauthorized
+
+from ..extensions import db
+from ..services import firms, tokens, users
+from ..services import validation as v
+from ..services.errors import ValidationError
+from . import bp, schemas
+from .openapi import operation
+from .parsing import all_errors, json_body, json_body_partial
+from .security import current_user
+
+
+def _user_errors(data: dict[str, Any]) -> dict[str, Any]:
+    """The user part's problems, checked alone when the firm part already failed."""
+    errors = v.Collector()
+    email = errors.check("user.email", v.email, data.get("email"))
+    errors.check("user.password", users.validate_password, data.get("password"))
+    errors.check("user.name", v.text, data.get("name"), max_length=120)
+    if email and users.find_by_email(db.session, email):
+        errors.add("user.email", _l("An account already uses this e-mail address."))
+    return errors.errors
+
+
+@bp.post("/auth/register")
+@operation("Register a firm and its first user; returns a token", tags=["accounts"], public=True,
+           body=schemas.RegisterInSchema, responses={201: ("Registered.", schemas.RegisterOutSchema)})
+def register() -> tuple[Response, int]:
+    body, shape_errors = json_body_partial(schemas.RegisterInSchema)
+    if "firm" not in body or "user" not in body:
+        raise ValidationError(shape_errors)
+    firm_data, user_data = body["firm"], body["user"]
+    with all_errors(shape_errors):
+        try:
+            firm = firms.register_firm(db.session, firm_data, prefix="firm.")
+        except ValidationError as exc:
+            raise ValidationError(exc.errors | _user_errors(user_data)) from None
+        user = users.create_user(db.session, email=user_data.get("email"), password=user_data.get("password"),
+                                 name=user_data.get("name"), firm=firm, prefix="user.")
+    if not firm.contact_email:
+        firm.contact_email = user.email
+    token = tokens.issue(db.session, user, "registration")
+    db.session.commit()
+    return jsonify({"firm_id": firm.id, "user_id": user.id, "token": token}), 201
+
+
+@bp.post("/auth/token")
+@operation("Exchange an e-mail and password for a token", tags=["accounts"], public=True,
+           body=schemas.TokenInSchema, responses={200: ("A new token.", schemas.TokenOutSchema)},
+           errors=[401])
+def issue_token() -> Response:
+    data = json_body(schemas.TokenInSchema)
+    user = users.authenticate(db.session, data["email"], data["password"])
+    if user is None:
+        exc = Unauthorized()
+        exc.problem_detail = _l("Wrong e-mail address or password.")  # type: ignore[attr-defined]
+        raise exc
+    token = tokens.issue(db.session, user, data.get("name"))
+    db.session.commit()
+    return jsonify({"token": token})
+
+
+@bp.delete("/auth/token")
+@operation("Revoke the token this request is made with", tags=["accounts"],
+           responses={204: ("Revoked.", None)})
+def revoke_token() -> tuple[str, int]:
+    tokens.revoke(db.session, g.api_token)
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/me")
+@operation("The signed-in user and their firm", tags=["accounts"], responses={200: ("You.", schemas.MeSchema)})
+def me() -> Response:
+    user = current_user()
+    firm = user.firm
+    return jsonify(schemas.MeSchema().dump({
+        "user_id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "firm": None if firm is None else {"id": firm.id, "name": firm.name, "siret": firm.siret,
+                                            "naf_code": firm.naf_code},
+    }))

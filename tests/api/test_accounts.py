@@ -1,0 +1,101 @@
+import hashlib
+
+from sqlalchemy import select
+
+from matchmaking.cli import users_create
+from matchmaking.models import ApiToken, Firm, User
+from tests.factories import luhn_siret
+
+
+def registration(**firm: object) -> dict:
+    return {
+        "firm": {"name": "Scierie du Mont", "siret": luhn_siret("9876543210001"), "naf_code": "16.10A",
+                 "commune_insee": "53271"} | firm,
+        "user": {"email": "gerant@scierie.example.fr", "password": "une phrase assez longue", "name": "Léa"},
+    }
+
+
+def test_registering_creates_the_firm_its_user_and_a_working_token(api, session) -> None:
+    r = api.post("/api/v1/auth/register", json=registration())
+    assert r.status_code == 201
+    body = r.get_json()
+    assert set(body) == {"firm_id", "user_id", "token"}
+    me = api.get("/api/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status_code == 200
+    assert me.get_json()["firm"]["id"] == body["firm_id"] and me.get_json()["role"] == "member"
+    assert session.get(Firm, body["firm_id"]).main_site.commune_insee == "53271"
+
+
+def test_a_firm_may_give_its_postal_code_and_commune_name(api) -> None:
+    data = registration(commune_insee=None, postal_code="53700", commune="Villaines-la-Juhel")
+    assert api.post("/api/v1/auth/register", json=data).status_code == 201
+
+
+def test_registration_names_every_bad_field_of_both_parts(api, session) -> None:
+    data = registration(siret="12345678901234", commune_insee="99999")
+    data["user"] = {"email": "not-an-email", "password": "short"}
+    r = api.post("/api/v1/auth/register", json=data)
+    assert r.status_code == 422
+    errors = r.get_json()["errors"]
+    assert {"firm.siret", "firm.commune_insee", "user.email", "user.password"} <= set(errors)
+    assert session.scalar(select(Firm).where(Firm.name == "Scierie du Mont")) is None
+
+
+def test_registration_refuses_a_siret_already_registered_and_unknown_fields(api) -> None:
+    assert api.post("/api/v1/auth/register", json=registration()).status_code == 201
+    again = registration()
+    again["user"]["email"] = "autre@scierie.example.fr"
+    r = api.post("/api/v1/auth/register", json=again)
+    assert r.status_code == 422 and "firm.siret" in r.get_json()["errors"]
+    odd = registration(capital=10_000)
+    odd["user"]["role"] = "admin"
+    r = api.post("/api/v1/auth/register", json=odd)
+    assert r.status_code == 422
+    assert {"firm.capital", "user.role"} <= set(r.get_json()["errors"])
+
+
+def test_a_token_is_given_for_the_right_password_only(api, make_actor) -> None:
+    actor = make_actor()
+    r = api.post("/api/v1/auth/token", json={"email": actor.user.email, "password": "correct horse battery"})
+    assert r.status_code == 200 and r.get_json()["token"].startswith("mmk_")
+    for email, password in ((actor.user.email, "wrong password!"), ("nobody@example.fr", "correct horse battery")):
+        r = api.post("/api/v1/auth/token", json={"email": email, "password": password})
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_only_the_hash_of_a_token_is_stored(api, session) -> None:
+    token = api.post("/api/v1/auth/register", json=registration()).get_json()["token"]
+    hashes = session.scalars(select(ApiToken.token_hash)).all()
+    assert hashlib.sha256(token.encode()).hexdigest() in hashes
+    assert all(token not in h for h in hashes)
+
+
+def test_a_revoked_token_no_longer_opens_the_api(api, make_actor) -> None:
+    actor = make_actor()
+    assert api.delete("/api/v1/auth/token", headers=actor.headers).status_code == 204
+    assert api.get("/api/v1/me", headers=actor.headers).status_code == 401
+
+
+def test_a_disabled_account_loses_its_tokens(api, session, make_actor) -> None:
+    actor = make_actor()
+    actor.user.active = False
+    session.commit()
+    assert api.get("/api/v1/me", headers=actor.headers).status_code == 401
+
+
+def test_staff_created_by_the_cli_sign_in_but_cannot_act_for_a_firm(app, api, session) -> None:
+    result = app.test_cli_runner().invoke(
+        users_create, ["--email", "anim@ccma.example.fr", "--password", "une phrase secrete", "--role", "facilitator"]
+    )
+    assert result.exit_code == 0, result.output
+    token = api.post("/api/v1/auth/token", json={"email": "anim@ccma.example.fr", "password": "une phrase secrete"})
+    headers = {"Authorization": f"Bearer {token.get_json()['token']}"}
+    me = api.get("/api/v1/me", headers=headers).get_json()
+    assert me["role"] == "facilitator" and me["firm"] is None
+    r = api.post("/api/v1/listings", headers=headers,
+                 json={"kind": "offer", "title": "Sciure", "quantity": 1, "unit": "t", "frequency": "once"})
+    assert r.status_code == 403
+    assert api.get("/api/v1/listings?mine=1", headers=headers).get_json() == []
+    assert api.get("/api/v1/matches", headers=headers).get_json() == []
+    assert session.scalar(select(User).where(User.email == "anim@ccma.example.fr")).firm_id is None
