@@ -70,7 +70,11 @@ login_manager.session_protection = None  # the server-side session row is the pr
 
 @bp.before_app_request
 def load_user_early() -> None:
-    # Resolve the user before the view runs, so the last_seen_at write is committed on its own.
+    # Per-request values must not survive in an application context shared by several requests
+    # (tests, CLI); then resolve the user before the view runs, so that the last_seen_at write
+    # is committed on its own.
+    for name in ("_login_user", "audience", "drop_login_cookie", "csrf_token", "csrf_valid"):
+        g.pop(name, None)
     _ = current_user.is_authenticated
 
 
