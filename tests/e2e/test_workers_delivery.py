@@ -4,41 +4,19 @@ process, on Redis and on the embedded SQLite broker."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.workers.harness import (
-    RedisServer,
-    Rig,
-    SmtpSink,
-    WebhookReceiver,
-    redis_or_skip,
-    report,
-    scratch_database,
-    wait_until,
-)
+from tests.workers import harness
+from tests.workers.harness import RedisServer, Rig, report, scratch_database, wait_until
+
+redis_server = harness.redis_server
+receivers = harness.receivers
 
 pytestmark = pytest.mark.workers
-
-
-@pytest.fixture()
-def receivers() -> Iterator[tuple[SmtpSink, WebhookReceiver]]:
-    smtp, hooks = SmtpSink().start(), WebhookReceiver().start()
-    yield smtp, hooks
-    smtp.stop()
-    hooks.stop()
-
-
-@pytest.fixture()
-def redis_server() -> Iterator[RedisServer]:
-    redis_or_skip()
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
 
 
 def test_redis_broker_delivers_every_email_and_webhook_once(tmp_path: Path, redis_server: RedisServer,

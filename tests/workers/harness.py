@@ -487,3 +487,42 @@ def report(name: str, tally: dict[str, int]) -> None:
     out.mkdir(exist_ok=True)
     with open(out / "worker-faults.txt", "a") as f:
         f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
+
+
+# --- fixtures (imported by the end-to-end test modules) -------------------------------------------
+
+
+@pytest.fixture()
+def redis_server() -> Iterator[RedisServer]:
+    redis_or_skip()
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture()
+def receivers() -> Iterator[tuple[SmtpSink, WebhookReceiver]]:
+    smtp, hooks = SmtpSink().start(), WebhookReceiver().start()
+    yield smtp, hooks
+    smtp.stop()
+    hooks.stop()
+
+
+@pytest.fixture()
+def rig_factory(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    """rig_factory(broker_url, smtp, hooks) → a Rig on a scratch database, closed afterwards."""
+    stack = contextlib.ExitStack()
+    rigs: list[Rig] = []
+
+    def make(broker_url: str | None, smtp: SmtpSink | None, hooks: WebhookReceiver | None) -> Rig:
+        url = stack.enter_context(scratch_database(tmp_path))
+        rig = Rig(tmp_path, url, broker_url, smtp, hooks)
+        rigs.append(rig)
+        return rig
+
+    try:
+        yield make
+    finally:
+        for rig in rigs:
+            rig.close()
+        stack.close()

@@ -1,0 +1,170 @@
+"""Faults: killed workers, a broker outage, a mail server and a webhook receiver that fail for a
+while. Each ends with every owed notification delivered and none delivered twice, except e-mails
+caught between the SMTP server's acceptance and the row being marked done (counted, bounded by
+the number of kills)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.workers import harness
+from tests.workers.harness import RedisServer, SmtpSink, WebhookReceiver, pid_of_local_port, report, wait_until
+
+pytestmark = pytest.mark.workers
+
+redis_server = harness.redis_server
+rig_factory = harness.rig_factory
+
+
+@pytest.fixture()
+def hooks() -> Any:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def _kill_a_delivering_child(rig: Any, smtp: SmtpSink, worker: Any) -> int:
+    """SIGKILL the pool process that is talking to the SMTP server right now; returns its pid."""
+    def delivering() -> int | None:
+        with smtp.lock:
+            peers = list(smtp.active_peers)
+        for peer in peers:
+            pid = pid_of_local_port(peer)
+            if pid is not None and pid in worker.pool_children():
+                return pid
+        return None
+
+    pid = wait_until(delivering, 30, 0.05, "a delivery in progress")
+    os.kill(pid, signal.SIGKILL)
+    return int(pid)
+
+
+def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_factory: Any, hooks: Any) -> None:
+    smtp = SmtpSink(delay=1.0).start()
+    try:
+        rig = rig_factory(redis_server.url, smtp, hooks)
+        worker = rig.worker()
+        rig.setup_firms(4)
+        for i in range(4):
+            rig.publish_pair(i)
+        kills = 0
+        for _ in range(2):
+            _kill_a_delivering_child(rig, smtp, worker)
+            kills += 1
+        wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, what="recovery")
+        time.sleep(1)
+        tally = rig.tally() | {"kills": kills}
+        report("kill -9 worker child", tally)
+        assert tally["emails_lost"] == 0 and tally["webhooks_lost"] == 0
+        assert tally["emails_doubled"] <= kills and tally["webhooks_doubled"] == 0
+        assert tally["failed_rows"] == 0
+    finally:
+        smtp.stop()
+
+
+def test_killing_the_worker_parent_then_starting_another(redis_server: RedisServer, rig_factory: Any,
+                                                          hooks: Any) -> None:
+    smtp = SmtpSink(delay=1.0).start()
+    try:
+        rig = rig_factory(redis_server.url, smtp, hooks)
+        worker = rig.worker()
+        rig.setup_firms(4)
+        for i in range(4):
+            rig.publish_pair(i)
+        wait_until(lambda: smtp.active_peers, 30, 0.05, "a delivery in progress")
+        in_flight = len(smtp.active_peers)
+        worker.kill_parent()
+        rig.worker()
+        wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, what="recovery")
+        time.sleep(1)
+        tally = rig.tally() | {"in_flight_at_kill": in_flight}
+        report("kill -9 worker parent", tally)
+        assert tally["emails_lost"] == 0 and tally["webhooks_lost"] == 0
+        # Only a message the server was already taking when the parent died may arrive twice.
+        assert tally["emails_doubled"] <= in_flight + 1 and tally["webhooks_doubled"] == 0
+        assert tally["failed_rows"] == 0
+    finally:
+        smtp.stop()
+
+
+def test_redis_down_while_listings_are_created(redis_server: RedisServer, rig_factory: Any, hooks: Any) -> None:
+    smtp = SmtpSink().start()
+    try:
+        rig = rig_factory(redis_server.url, smtp, hooks)
+        rig.worker()
+        rig.setup_firms(50)
+        redis_server.stop()
+        started = time.monotonic()
+        for i in range(50):
+            rig.publish_pair(i)  # 100 listings, each its own committed transaction
+        created_in = time.monotonic() - started
+        from matchmaking.models import Listing
+
+        with rig.db() as session:
+            assert len(session.scalars(select(Listing.id)).all()) == 100
+        time.sleep(2)
+        redis_server.start()
+        wait_until(lambda: rig.settled(emails=100, webhooks=50), 150, 0.5, what="delivery after Redis is back")
+        time.sleep(1)
+        tally = rig.tally() | {"seconds_to_create_100_while_down": round(created_in, 1)}
+        report("redis stopped during 100 publications", tally)
+        assert tally["emails_owed"] == 100 and tally["webhooks_owed"] == 50
+        assert tally["emails_lost"] == tally["emails_doubled"] == 0
+        assert tally["webhooks_lost"] == tally["webhooks_doubled"] == 0
+        assert created_in < 60
+    finally:
+        smtp.stop()
+
+
+def test_smtp_server_down_then_up(redis_server: RedisServer, rig_factory: Any, hooks: Any) -> None:
+    from matchmaking.models import OutboxEvent
+
+    smtp = SmtpSink()  # port reserved, server not started: connections are refused
+    try:
+        rig = rig_factory(redis_server.url, smtp, hooks)
+        rig.worker()
+        rig.setup_firms(3)
+        for i in range(3):
+            rig.publish_pair(i)
+
+        def retried() -> bool:
+            with rig.db() as session:
+                rows = session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "deliver.email")).all()
+                return len(rows) == 6 and all(r.attempts >= 2 and r.last_error for r in rows)
+
+        wait_until(retried, 60, 0.3, "failed attempts while the SMTP server is down")
+        smtp.start()
+        wait_until(lambda: rig.settled(emails=6, webhooks=3), 60, what="delivery after SMTP is back")
+        time.sleep(1)
+        tally = rig.tally()
+        report("SMTP down then up", tally)
+        assert tally["emails_lost"] == tally["emails_doubled"] == 0
+        assert tally["failed_rows"] == 0
+    finally:
+        smtp.stop()
+
+
+def test_webhook_receiver_failing_then_recovering(redis_server: RedisServer, rig_factory: Any, hooks: Any) -> None:
+    hooks.status_for = lambda n: 500 if n < 8 else 200
+    smtp = SmtpSink().start()
+    try:
+        rig = rig_factory(redis_server.url, smtp, hooks)
+        rig.worker()
+        rig.setup_firms(3)
+        for i in range(3):
+            rig.publish_pair(i)
+        wait_until(lambda: rig.settled(emails=6, webhooks=3), 60, what="webhooks after the receiver recovers")
+        time.sleep(1)
+        tally = rig.tally() | {"http_500_answered": sum(1 for _, s in hooks.requests if s == 500)}
+        report("webhook 500 then 200", tally)
+        assert tally["http_500_answered"] == 8
+        assert tally["webhooks_lost"] == tally["webhooks_doubled"] == 0
+        assert hooks.bad_signatures == 0
+    finally:
+        smtp.stop()
