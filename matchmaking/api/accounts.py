@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, jsonify
+from flask import Response, current_app, g, jsonify
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Unauthorized
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..services import firms, tokens, users
 from ..services import validation as v
 from ..services.errors import ValidationError
@@ -29,9 +29,19 @@ def _user_errors(data: dict[str, Any]) -> dict[str, Any]:
     return errors.errors
 
 
+def _register_limit() -> str:
+    return str(current_app.config["RATELIMIT_REGISTER"])
+
+
+def _sign_in_limit() -> str:
+    return str(current_app.config["RATELIMIT_SIGN_IN"])
+
+
 @bp.post("/auth/register")
 @operation("Register a firm and its first user; returns a token", tags=["accounts"], public=True,
-           body=schemas.RegisterInSchema, responses={201: ("Registered.", schemas.RegisterOutSchema)})
+           body=schemas.RegisterInSchema, errors=[429],
+           responses={201: ("Registered.", schemas.RegisterOutSchema)})
+@limiter.limit(_register_limit)
 def register() -> tuple[Response, int]:
     body, shape_errors = json_body_partial(schemas.RegisterInSchema)
     if "firm" not in body or "user" not in body:
@@ -54,7 +64,8 @@ def register() -> tuple[Response, int]:
 @bp.post("/auth/token")
 @operation("Exchange an e-mail and password for a token", tags=["accounts"], public=True,
            body=schemas.TokenInSchema, responses={200: ("A new token.", schemas.TokenOutSchema)},
-           errors=[401])
+           errors=[401, 429])
+@limiter.limit(_sign_in_limit)  # password guessing
 def issue_token() -> Response:
     data = json_body(schemas.TokenInSchema)
     user = users.authenticate(db.session, data["email"], data["password"])

@@ -117,8 +117,6 @@ def _http(exc: HTTPException) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="matchmaking"'
     if status == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(exc.valid_methods or [])
-    if status == 429 and exc.get_response().headers.get("Retry-After"):
-        headers["Retry-After"] = exc.get_response().headers["Retry-After"]
     return problem(status, detail=detail, headers=headers)
 
 

@@ -12,6 +12,7 @@ import flask_babel
 import pytest
 from openapi_schema_validator import OAS31Validator
 
+from matchmaking.extensions import limiter
 from matchmaking.models import Match
 from matchmaking.services import matching, tokens
 from tests.factories import make_firm, make_listing, make_user
@@ -41,9 +42,12 @@ def make_actor(session):
 
 
 @pytest.fixture(autouse=True)
-def fresh_index():
-    # The engine index lives per process; each test starts from its own rows.
+def fresh_index_and_limits(app):
+    # The engine index lives per process and rate limits count per client address:
+    # each test starts from its own rows and a clean count.
     matching.reset_index()
+    with app.app_context():
+        limiter.reset()
     yield
     matching.reset_index()
 

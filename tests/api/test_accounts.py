@@ -99,3 +99,12 @@ def test_staff_created_by_the_cli_sign_in_but_cannot_act_for_a_firm(app, api, se
     assert api.get("/api/v1/listings?mine=1", headers=headers).get_json() == []
     assert api.get("/api/v1/matches", headers=headers).get_json() == []
     assert session.scalar(select(User).where(User.email == "anim@ccma.example.fr")).firm_id is None
+
+
+def test_password_guessing_is_slowed_down_with_429_problems(api, app, make_actor) -> None:
+    actor = make_actor()
+    per_minute = int(app.config["RATELIMIT_SIGN_IN"].split()[0])
+    answers = [api.post("/api/v1/auth/token", json={"email": actor.user.email, "password": "guess guess guess"})
+               for _ in range(per_minute + 1)]
+    assert [r.status_code for r in answers] == [401] * per_minute + [429]
+    assert answers[-1].get_json()["status"] == 429

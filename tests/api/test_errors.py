@@ -142,7 +142,8 @@ listing_fields = st.sampled_from(
 def test_no_body_makes_the_server_fail(api, make_actor, changes) -> None:
     actor = make_actor()
     r = api.post("/api/v1/listings", headers=actor.headers, json=GOOD | changes)
-    assert r.status_code in (201, 422)
+    # 400: the test client writes non-finite floats as Infinity/NaN, which is not JSON.
+    assert r.status_code in (201, 400, 422)
     if r.status_code == 201:
         patch = api.patch(f"/api/v1/listings/{r.get_json()['id']}", headers=actor.headers, json=changes)
-        assert patch.status_code in (200, 422)
+        assert patch.status_code in (200, 400, 422)
