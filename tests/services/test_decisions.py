@@ -112,3 +112,47 @@ def test_an_exchange_names_each_bad_field(session, deal) -> None:
     with pytest.raises(ValidationError) as caught:
         decisions.record_exchange(session, match, buyer, {"quantity": 1, "unit": "t"})
     assert set(caught.value.errors) == {"date"}
+
+
+@pytest.mark.postgres
+def test_two_parties_accepting_at_the_same_moment_both_count(app, session) -> None:
+    """Each acceptance re-reads the other side's decision under a row lock, so neither is lost."""
+    import os
+    import threading
+
+    from matchmaking.extensions import db
+
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("row locks are a PostgreSQL matter; SQLite serialises writers")
+    seller, buyer = make_firm(session), make_firm(session)
+    offer = make_listing(session, seller)
+    need = make_listing(session, buyer, kind="need", title="Caoutchouc")
+    match = Match(offer=offer, need=need, score=0.7)
+    session.add(match)
+    users = [make_user(session, seller), make_user(session, buyer)]
+    session.commit()
+    ids = (match.id, [u.id for u in users])
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def accept(user_id: int) -> None:
+        try:
+            with app.app_context():
+                from matchmaking.models import User
+
+                user = db.session.get(User, user_id)
+                found = decisions.match_for(db.session, user, ids[0])
+                start.wait()
+                decisions.accept(db.session, found, user)
+                db.session.commit()
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=accept, args=(uid,)) for uid in ids[1]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not failures
+    session.expire_all()
+    assert session.get(Match, ids[0]).status is MatchStatus.accepted
