@@ -110,11 +110,24 @@ def rank_metrics(scores: np.ndarray, truth: Sequence[int]) -> dict[str, float]:
     }
 
 
+def source_group(row_id: str) -> str:
+    """The source of a row, read from its id prefix ("MAESTRI-1-12-4" → "MAESTRI")."""
+    head = row_id.strip().split("-", 1)[0]
+    return head or "?"
+
+
 def evaluate_rows(rows: Sequence[dict[str, str]]) -> dict[str, Any]:
     offers, needs, truth = build_listings(rows)
     scores = score_matrix([build_profile(x) for x in offers], [build_profile(x) for x in needs])
     result: dict[str, Any] = dict(rank_metrics(scores, truth))
     result["ranks"] = _ranks(scores, truth)
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(source_group(row.get("id", "")), []).append(i)
+    if len(groups) > 1:
+        result["by_source"] = {
+            name: rank_metrics(scores[idx], [truth[i] for i in idx]) for name, idx in sorted(groups.items())
+        }
     return result
 
 
@@ -140,10 +153,14 @@ def summary_line(metrics: dict[str, Any]) -> str:
     )
 
 
-def run_evaluate(path: str, as_json: bool) -> str:
-    """Text for ``matchmaking evaluate FILE.csv [--json]``; the last line is the summary."""
+def run_evaluate(path: str, as_json: bool, by_source: bool = False) -> str:
+    """Text for ``matchmaking evaluate FILE.csv [--json] [--by-source]``; the last line is the summary.
+
+    ``by_source`` adds one line per source (id prefix) with the metrics of its rows, each still
+    ranked against every need of the file.
+    """
     metrics = evaluate_file(path)
-    public = {k: v for k, v in metrics.items() if k != "ranks"}
+    public = {k: v for k, v in metrics.items() if k != "ranks" and (by_source or k != "by_source")}
     if as_json:
         return json.dumps(public, indent=2, sort_keys=True) + "\n" + summary_line(metrics)
     lines = [
@@ -151,8 +168,11 @@ def run_evaluate(path: str, as_json: bool) -> str:
         f"offers={int(metrics['offers'])}",
         f"needs={int(metrics['needs'])}",
         f"mean_rank={metrics['mean_rank']:.2f}",
-        summary_line(metrics),
     ]
+    if by_source:
+        for name, sub in metrics.get("by_source", {}).items():
+            lines.append(f"source={name} offers={int(sub['offers'])} {summary_line(sub)}")
+    lines.append(summary_line(metrics))
     return "\n".join(lines)
 
 
@@ -160,8 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="matchmaking evaluate", description=__doc__)
     parser.add_argument("file")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--by-source", action="store_true", help="also report each source (id prefix) apart")
     args = parser.parse_args(argv)
-    print(run_evaluate(args.file, args.json))
+    print(run_evaluate(args.file, args.json, args.by_source))
     return 0
 
 

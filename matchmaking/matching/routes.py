@@ -22,11 +22,32 @@ from matchmaking.matching.text import seed_dir, vocabulary
 
 STRENGTHS = {"strong": 1.0, "medium": 0.7, "weak": 0.4}
 
-# How sure we are that a need wants a use, by where the use was read.
-EVIDENCE_TEXT = 1.0  # the need's own words ("litière", "cement")
-EVIDENCE_SECTOR_LABEL = 0.85  # the buyer's activity ("Cement production", "élevage bovin")
-EVIDENCE_NACE = 0.7  # the buyer's NACE class belongs to a sector practising the use
-EVIDENCE_NACE_DIVISION = 0.4  # only the division is known and it contains such a sector
+# How sure we are that a need wants a use, by where the use was read. Independent readings
+# combine like independent witnesses (1 − Π(1 − e)): a need whose words say "cement" and whose
+# NACE class is a cement works is a surer cement buyer than one that only says so.
+EVIDENCE_TEXT = 0.9  # the need's own words ("litière", "cement")
+EVIDENCE_SECTOR_LABEL = 0.75  # the buyer's activity ("Cement production", "élevage bovin")
+EVIDENCE_NACE = 0.6  # the buyer's NACE class belongs to a sector practising the use
+EVIDENCE_NACE_DIVISION = 0.3  # only the division is known and it contains such a sector
+
+
+def strength_value(text: str) -> float:
+    """A route strength: ``strong``/``medium``/``weak`` or a number in (0, 1]."""
+    text = text.strip()
+    if text in STRENGTHS:
+        return STRENGTHS[text]
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"route strength out of (0, 1]: {text!r}")
+    return value
+
+
+def combine(*evidence: float) -> float:
+    """Independent evidences of the same thing, combined: 1 − Π(1 − e)."""
+    rest = 1.0
+    for e in evidence:
+        rest *= 1.0 - max(0.0, min(1.0, e))
+    return 1.0 - rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +90,7 @@ def _knowledge(directory: Path) -> Knowledge:
         Route(
             material=row["material"].strip(),
             use=row["use"].strip(),
-            strength=STRENGTHS[row["strength"].strip()],
+            strength=strength_value(row["strength"]),
             source=row.get("source", "").strip(),
         )
         for row in _read(directory / "valorisation_routes.csv")
@@ -183,10 +204,24 @@ def material_routes(concepts: Iterable[str], families: Iterable[str]) -> dict[st
 
 
 def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: Iterable[str]) -> dict[str, float]:
-    """Uses a need asks for, with the evidence of each (its words > its sector label > its NACE)."""
-    out = uses_of_nace(nace_codes)
-    for use in label_uses:
-        out[use] = max(out.get(use, 0.0), EVIDENCE_SECTOR_LABEL)
-    for use in text_uses:
-        out[use] = EVIDENCE_TEXT
+    """Uses a need asks for, with the evidence of each (its words, its sector label, its NACE)."""
+    by_nace = uses_of_nace(nace_codes)
+    text, label = set(text_uses), set(label_uses)
+    out: dict[str, float] = {}
+    for use in text | label | set(by_nace):
+        out[use] = combine(
+            EVIDENCE_TEXT if use in text else 0.0,
+            EVIDENCE_SECTOR_LABEL if use in label else 0.0,
+            by_nace.get(use, 0.0),
+        )
     return out
+
+
+def need_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> dict[str, float]:
+    """Route features of a need (before powering): its uses with their evidence."""
+    return {"u:" + use: value for use, value in uses.items() if value > 0.0}
+
+
+def offer_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> dict[str, float]:
+    """Route features of an offer (before powering): the uses open to its material."""
+    return {"u:" + use: value for use, value in uses.items() if value > 0.0}

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from matchmaking.matching import geo, quantities, routes, taxonomy
 from matchmaking.matching.records import NEED, OFFER, Listing
-from matchmaking.matching.text import Analysis, analyse, vocabulary, weighted_terms
+from matchmaking.matching.text import MATERIAL, Analysis, analyse, split_origin, vocabulary, weighted_terms
 
 # ---------------------------------------------------------------------------------------------
 # Weights: the only place they live.
@@ -64,10 +64,14 @@ CONCEPT_WEIGHT = 5.0
 # Words read as a use ("water treatment", "cement production") say what the material becomes,
 # not what it is: they count less in the text similarity, the route component carries them.
 USE_WORD_FACTOR = 0.3
+# Where an offer comes from ("from the sugar crystallisation process") says little of the material.
+ORIGIN_WEIGHT = 0.3
 # Material proximity levels.
 LEVEL_EXACT = 1.0
-LEVEL_PARENT = 0.8
-LEVEL_FAMILY = 0.6
+LEVEL_PARENT = 0.8  # one material is a kind of the other (sawdust, wood residue)
+LEVEL_SIBLING = 0.5  # two kinds of the same material (sawdust, shavings)
+LEVEL_FAMILY = 0.45  # the same material family only (spent grain, whey)
+LEVEL_PRODUCT = 0.8  # a need names the material only as what it makes ("zinc production")
 OFFER_DECLARED_USE = 0.8  # an offer that names a use ("pour méthanisation") opens that route
 
 GATE_HAZARD = "hazard"
@@ -142,10 +146,17 @@ def _content(
     # What a title says in parentheses is a side remark ("(after treatment: … into biogas)",
     # "(avec copeaux de bois)"): it counts like the description, and names no use of its own.
     main_title, aside = split_aside(title)
-    title_a = analyse(main_title)
+    # An offer's title often says where the material comes from ("Soil separated during sugar
+    # beet washing"): the source is context, not the material, and names no use.
+    head, origin = (main_title, "") if is_need else split_origin(main_title)
+    title_a = analyse(head)
     aside_a = analyse(aside) if aside else None
+    origin_a = analyse(origin) if origin else None
     desc = analyse(description) if description else None
     sector = analyse(sector_label) if sector_label else None
+
+    def is_material(cid: str) -> bool:
+        return vocab.concepts[cid].kind == MATERIAL
 
     concepts: list[str] = list(title_a.concepts)
     tokens_weights: dict[str, float] = {}
@@ -164,14 +175,23 @@ def _content(
         concepts.extend(c for c in desc.concepts if c not in concepts)
     if sector is not None:
         add_terms(sector, SECTOR_WEIGHT_NEED if is_need else SECTOR_WEIGHT_OFFER)
-    materials = [c for c in concepts if vocab.concepts[c].kind == "material"]
-    text_uses = [c for c in concepts if vocab.concepts[c].kind == "use"]
-    if aside_a is not None:
-        add_terms(aside_a, DESCRIPTION_WEIGHT)
+    materials = [c for c in concepts if is_material(c)]
+    text_uses = [c for c in concepts if not is_material(c)]
+    for extra, weight in ((aside_a, DESCRIPTION_WEIGHT), (origin_a, ORIGIN_WEIGHT)):
+        if extra is None:
+            continue
+        add_terms(extra, weight)
+        found = [c for c in extra.concepts if is_material(c)]
         if not materials:
-            materials = [c for c in aside_a.concepts if vocab.concepts[c].kind == "material"]
-        concepts.extend(c for c in aside_a.concepts if c not in concepts and vocab.concepts[c].kind == "material")
+            materials = found
+        concepts.extend(c for c in found if c not in concepts)
     label_uses = tuple(sector.uses) if (sector is not None and is_need) else ()
+    # A buyer that makes zinc, glass fibre or paper names, in its use, the material it takes back.
+    products: list[str] = []
+    if is_need:
+        for a in (title_a, desc, aside_a):
+            if a is not None:
+                products.extend(c for c in a.embedded if c not in materials and c not in products)
 
     # Codes and families.
     codes: list[str] = []
@@ -200,16 +220,7 @@ def _content(
     norm = math.sqrt(sum(w * w for w in tokens_weights.values()))
     text_features = {k: v / norm for k, v in tokens_weights.items()} if norm > 0 else {}
 
-    # Material proximity features.
-    mat: dict[str, float] = {}
-    for cid in materials:
-        mat["x:" + cid] = LEVEL_EXACT
-        for key in (cid, *vocab.ancestors(cid)):
-            mat["a:" + key] = math.sqrt(LEVEL_PARENT)
-    # Same family only: a need that names a neighbouring material (sand for a fly-ash offer) is
-    # no better a partner than one that names none (measured on the development set).
-    for fam in families:
-        mat["f:" + fam] = math.sqrt(LEVEL_FAMILY)
+    mat = material_features(materials, products, families, is_need)
 
     # Code proximity features.
     code_features: dict[str, float] = {}
@@ -223,12 +234,13 @@ def _content(
     route_of_use: dict[str, routes.Route] = {}
     if is_need:
         uses = routes.need_uses(text_uses, label_uses, nace)
+        route_features = routes.need_route_features(uses, nace)
     else:
         route_of_use = routes.material_routes(materials, families)
         uses = {use: r.strength for use, r in route_of_use.items()}
         for use in text_uses:
             uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
-    route_features = {"u:" + use: value for use, value in uses.items()}
+        route_features = routes.offer_route_features(uses, nace)
 
     analysis = title_a
     if desc is not None:
@@ -237,6 +249,8 @@ def _content(
             concepts=tuple(concepts),
             surfaces={**desc.surfaces, **title_a.surfaces},
         )
+    elif len(concepts) != len(title_a.concepts):
+        analysis = Analysis(tokens=title_a.tokens, concepts=tuple(concepts), surfaces=dict(title_a.surfaces))
     return _Content(
         analysis=analysis,
         label_uses=label_uses,
@@ -253,6 +267,47 @@ def _content(
         },
         code_hazardous=any(taxonomy.is_hazardous_code(c) for c in codes),
     )
+
+
+def material_features(
+    materials: list[str], products: list[str], families: list[str], is_need: bool
+) -> dict[str, float]:
+    """Material proximity features of one side, before powering.
+
+    Each feature is the square root of a level, so that the product of an offer's and a need's
+    feature is the level of their relation: the same concept (``x:``), one concept a kind of the
+    other (``up:``/``dn:``, sawdust and wood residue), two kinds of the same thing (``sib:``,
+    sawdust and shavings) and the same family (``f:``). The keys differ by side so that an ancestor
+    of the offer meets only the need that names that ancestor. Materials a need only names inside
+    its use (``products``) count at ``LEVEL_PRODUCT``.
+    """
+    vocab = vocabulary()
+    out: dict[str, float] = {}
+
+    def put(key: str, value: float) -> None:
+        if value > out.get(key, 0.0):
+            out[key] = value
+
+    up, down, sib = math.sqrt(LEVEL_PARENT), math.sqrt(LEVEL_PARENT), math.sqrt(LEVEL_SIBLING)
+    for cids, scale in ((materials, 1.0), (products, LEVEL_PRODUCT)):
+        for cid in cids:
+            ancestors = vocab.ancestors(cid)
+            put("x:" + cid, scale * LEVEL_EXACT)
+            if is_need:
+                put("up:" + cid, scale * up)
+                for anc in ancestors:
+                    put("dn:" + anc, scale * down)
+            else:
+                put("dn:" + cid, scale * down)
+                for anc in ancestors:
+                    put("up:" + anc, scale * up)
+            if ancestors:
+                put("sib:" + ancestors[0], scale * sib)
+    # Same family only: a need that names a neighbouring material (sand for a fly-ash offer) is
+    # no better a partner than one that names none (measured on the development set).
+    for fam in families:
+        put("f:" + fam, math.sqrt(LEVEL_FAMILY))
+    return out
 
 
 _ASIDE = re.compile(r"\(([^()]*)\)")

@@ -382,6 +382,9 @@ class Analysis:
     concepts: tuple[str, ...]  # distinct, in order of appearance
     surfaces: dict[str, str] = field(default_factory=dict)  # token or concept → a word as written
     use_tokens: frozenset[str] = frozenset()  # tokens read as part of a use ("water treatment")
+    # Materials named inside a use: "zinc production", "glass fibre production", "paper mill".
+    # What a buyer makes is often what it takes back as a secondary raw material.
+    embedded: tuple[str, ...] = ()
 
     @property
     def materials(self) -> tuple[str, ...]:
@@ -510,6 +513,7 @@ class Vocabulary:
                 tokens.append(tok)
                 surfaces.setdefault(tok, word)
         concepts: list[str] = []
+        embedded: list[str] = []
         use_tokens: set[str] = set()
         phrases = self.phrases
         i = 0
@@ -517,24 +521,79 @@ class Vocabulary:
         while i < n:
             step = 1
             for size in range(min(self.max_phrase, n - i), 0, -1):
-                hit = phrases.get(tuple(tokens[i : i + size]))
+                span = tuple(tokens[i : i + size])
+                hit = phrases.get(span)
                 if hit is not None:
                     for cid in hit:
                         if cid not in concepts:
                             concepts.append(cid)
-                            surfaces.setdefault(cid, " ".join(tokens[i : i + size]))
+                            surfaces.setdefault(cid, " ".join(span))
                     if all(self.concepts[c].kind == USE for c in hit):
-                        use_tokens.update(tokens[i : i + size])
+                        use_tokens.update(span)
+                        if size > 1:
+                            embedded.extend(c for c in self._materials_inside(span) if c not in embedded)
                     step = size
                     break
             i += step
         return Analysis(
-            tokens=tuple(tokens), concepts=tuple(concepts), surfaces=surfaces, use_tokens=frozenset(use_tokens)
+            tokens=tuple(tokens),
+            concepts=tuple(concepts),
+            surfaces=surfaces,
+            use_tokens=frozenset(use_tokens),
+            embedded=tuple(embedded),
         )
+
+    def _materials_inside(self, span: tuple[str, ...]) -> list[str]:
+        """Material concepts named by a proper part of a use phrase, longest parts first."""
+        found: list[str] = []
+        n = len(span)
+        for size in range(n - 1, 0, -1):
+            for start in range(0, n - size + 1):
+                for cid in self.phrases.get(span[start : start + size], ()):
+                    if self.concepts[cid].kind == MATERIAL and cid not in found:
+                        found.append(cid)
+            if found:
+                break
+        return found
 
     def analyse(self, text: str) -> Analysis:
         """Tokens and concepts of ``text`` (cached)."""
         return self._analyse(text)
+
+
+# Where a by-product comes from, as firms write it: "Soil separated during sugar beet washing",
+# "Sludge from the municipal waste water treatment plant", "Lactosérum issu de la fabrication du
+# Comté". What follows such a marker names the source, not the material on offer.
+_ORIGIN_MARKER = re.compile(
+    r"\b(?:from|during|generated\s+(?:by|in|at|during)|produced\s+(?:by|in|at|during)|arising\s+from"
+    r"|left\s+(?:over\s+)?from|recovered\s+from|separated\s+(?:from|during)"
+    r"|issue?s?\s+d[eu']|issue?s?\s+des|provenant\s+d[eu']|provenant\s+des|lors\s+d[eu']|lors\s+des"
+    r"|g[ée]n[ée]r[ée]e?s?\s+par|produite?s?\s+par|r[ée]cup[ée]r[ée]e?s?\s+(?:chez|dans|sur|aupr[èe]s)"
+    r"|(?:d[eu]|de\s+la|des)\s+(?:fabrication|production)\s+d[eu']"
+    r")",
+    re.IGNORECASE,
+)
+_CLAUSE_END = re.compile(r"[,;:(]")
+
+
+def split_origin(text: str) -> tuple[str, str]:
+    """(what it is, where it comes from): ("Sludge", "the municipal waste water treatment plant").
+
+    Only the first marker counts, and the origin runs to the next comma, semicolon or colon; what
+    follows stays with the head. Text without a marker, or whose head would be empty, is returned
+    whole.
+    """
+    m = _ORIGIN_MARKER.search(text)
+    if m is None:
+        return text, ""
+    head = text[: m.start()].strip(" ,;-")
+    if not _HAS_LETTER.search(fold(head)):
+        return text, ""
+    rest = text[m.end() :]
+    end = _CLAUSE_END.search(rest)
+    origin = rest[: end.start()] if end else rest
+    tail = rest[end.start() :] if end else ""
+    return (head + " " + tail.lstrip(",;: ")).strip(), origin.strip()
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
