@@ -111,12 +111,13 @@ def _register_limit() -> str:
     return str(current_app.config["RATELIMIT_REGISTER"])
 
 
-def _post_only() -> bool:
+def _not_a_submission() -> bool:
+    # Only submissions count: reading the form is never limited.
     return request.method != "POST"
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(_sign_in_limit, exempt_when=_post_only)
+@limiter.limit(_sign_in_limit, exempt_when=_not_a_submission)
 def sign_in() -> Any:
     next_url = request.values.get("next") or ""
     if request.method == "GET":
@@ -151,7 +152,7 @@ USER_FIELDS = ("name", "email", "password", "password_confirm")
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(_register_limit, exempt_when=_post_only)
+@limiter.limit(_register_limit, exempt_when=_not_a_submission)
 def register() -> Any:
     if request.method == "GET":
         return render_template("auth/register.html", values={}, errors={})
@@ -170,7 +171,7 @@ def register() -> Any:
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@limiter.limit(_register_limit, exempt_when=_post_only)
+@limiter.limit(_register_limit, exempt_when=_not_a_submission)
 def forgot_password() -> Any:
     if request.method == "GET":
         return render_template("auth/forgot.html", values={}, errors={}, sent=False)
@@ -188,7 +189,7 @@ def forgot_password() -> Any:
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
-@limiter.limit(_register_limit, exempt_when=_post_only)
+@limiter.limit(_register_limit, exempt_when=_not_a_submission)
 def reset_password(token: str) -> Any:
     if accounts.find_reset(db.session, token) is None:
         return render_template("auth/reset.html", expired=True, values={}, errors={}), 404

@@ -28,7 +28,8 @@ def search() -> Any:
     values = {k: (args.get(k) or "").strip()[:200] for k in ("q", "kind", "family", "site_id", "radius_km")}
     errors: dict[str, Any] = {}
     site = next((s for s in firm.sites if str(s.id) == values["site_id"]), firm.main_site)
-    if values["site_id"] and site is not None and str(site.id) != values["site_id"]:
+    # With one site there is no choice to get wrong: the hidden field is simply ignored.
+    if len(firm.sites) > 1 and values["site_id"] and site is not None and str(site.id) != values["site_id"]:
         errors["site_id"] = _l("This site is not one of your firm's sites.")
     if site is not None:
         values["site_id"] = str(site.id)
