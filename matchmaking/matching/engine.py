@@ -25,12 +25,15 @@ from scipy import sparse
 from matchmaking.matching import geo
 from matchmaking.matching.records import NEED, OFFER, Listing, opposite
 from matchmaking.matching.scoring import (
+    CANDIDATE_BLOCKS,
+    FEATURE_BLOCKS,
     MATERIAL_COMPONENTS,
     MIN_SCORE,
     ContextArrays,
     Explanation,
     Profile,
     build_profile,
+    components_from_blocks,
     context_components,
     context_fit,
     explain,
@@ -87,7 +90,7 @@ class Index:
     def _make_side(self, kind: str, profiles: dict[int, Profile]) -> _Side:
         ordered = list(profiles.values())
         matrices = SideMatrices.build(ordered, self.space, kind=kind)
-        transposed = {c: matrices.mats[c].T.tocsr() for c in MATERIAL_COMPONENTS}
+        transposed = {c: matrices.mats[c].T.tocsr() for c in FEATURE_BLOCKS}
         return _Side(
             kind=kind,
             profiles=profiles,
@@ -153,13 +156,13 @@ class Index:
 
     # -- one listing ----------------------------------------------------------------------------
     def _query_rows(self, query: Profile, side: _Side) -> tuple[IntArray, dict[str, FloatArray]]:
-        """Rows of ``side``'s matrices sharing a feature with ``query``, with component values."""
+        """Rows of ``side``'s matrices sharing a candidate feature with ``query``, with component values."""
         n = side.matrices.size
         if n == 0:
             return np.zeros(0, dtype=np.int64), {c: np.zeros(0) for c in MATERIAL_COMPONENTS}
         dense: dict[str, FloatArray] = {}
         hit = np.zeros(n, dtype=bool)
-        for comp in MATERIAL_COMPONENTS:
+        for comp in FEATURE_BLOCKS:
             idx, vals = self.space.row(comp, query.features[comp], grow=False)
             acc = np.zeros(n, dtype=np.float64)
             if idx:
@@ -172,11 +175,12 @@ class Index:
                     )
                     prod = (q @ mt).tocsr()
                     acc[prod.indices] = prod.data
-                    hit[prod.indices] = True
+                    if comp in CANDIDATE_BLOCKS:
+                        hit[prod.indices] = True
             dense[comp] = acc
         hit &= side.alive
         rows = np.flatnonzero(hit).astype(np.int64)
-        return rows, {c: finish_component(c, dense[c][rows]) for c in MATERIAL_COMPONENTS}
+        return rows, components_from_blocks({c: finish_component(c, dense[c][rows]) for c in FEATURE_BLOCKS})
 
     def _pending_matrices(self, side: _Side) -> tuple[list[int], SideMatrices]:
         key = (side.kind, frozenset(side.pending), id(side.matrices))

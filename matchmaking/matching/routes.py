@@ -75,6 +75,8 @@ class Knowledge:
     by_material: dict[str, tuple[Route, ...]]
     use_nace: dict[str, tuple[str, ...]]
     use_labels: dict[str, tuple[str, str]]
+    # source NACE prefix → ((receiver NACE prefix, strength), …)
+    sector_flows: dict[str, tuple[tuple[str, float], ...]]
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -104,11 +106,17 @@ def _knowledge(directory: Path) -> Knowledge:
         prefixes = tuple(p.strip() for p in row["nace_prefixes"].split("|") if p.strip())
         use_nace[row["use"].strip()] = prefixes
         use_labels[row["use"].strip()] = (row["label_fr"].strip(), row["label_en"].strip())
+    flows: dict[str, list[tuple[str, float]]] = {}
+    for row in _read(directory / "sector_flows.csv"):
+        flows.setdefault(row["source_nace"].strip(), []).append(
+            (row["receiver_nace"].strip(), strength_value(row["strength"]))
+        )
     return Knowledge(
         routes=routes,
         by_material={k: tuple(v) for k, v in by_material.items()},
         use_nace=use_nace,
         use_labels=use_labels,
+        sector_flows={k: tuple(v) for k, v in flows.items()},
     )
 
 
@@ -225,3 +233,63 @@ def need_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> di
 def offer_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> dict[str, float]:
     """Route features of an offer (before powering): the uses open to its material."""
     return {"u:" + use: value for use, value in uses.items() if value > 0.0}
+
+
+# A flow known only at a finer level than the buyer's code ("01.13" for a farm that gave "01")
+# still says something; a flow to a whole division says less about one of its classes.
+COARSER_RECEIVER = 0.6
+
+
+def nace_prefixes(code: str) -> list[str]:
+    """ "23.51" → ["23", "23.5", "23.51"]."""
+    division, _, rest = code.partition(".")
+    out = [division]
+    for i in range(1, len(rest) + 1):
+        out.append(f"{division}.{rest[:i]}")
+    return out
+
+
+def need_sector_features(nace_codes: Iterable[str]) -> dict[str, float]:
+    """Sector features of a need: every prefix of its NACE codes (division, group, class)."""
+    out: dict[str, float] = {}
+    for code in nace_codes:
+        for prefix in nace_prefixes(code):
+            out["n:" + prefix] = 1.0
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def sector_flows_from(code: str) -> tuple[tuple[str, float], ...]:
+    """Receiving sectors (NACE prefix, strength) known to take by-products of sector ``code``.
+
+    Flows are read at every level of the source code (a steelworks "24.10" also inherits the
+    flows of "24.1" and "24"); the strongest reading of each receiver wins.
+    """
+    flows = knowledge().sector_flows
+    best: dict[str, float] = {}
+    for prefix in nace_prefixes(code):
+        for receiver, strength in flows.get(prefix, ()):
+            if strength > best.get(receiver, 0.0):
+                best[receiver] = strength
+    return tuple(sorted(best.items()))
+
+
+def offer_sector_features(nace_codes: Iterable[str]) -> dict[str, float]:
+    """Sector features of an offer: the sectors its own sector is known to supply.
+
+    Each receiving prefix is also emitted one level coarser, weaker, so that a buyer known only
+    by its division or group still meets a flow recorded at class level.
+    """
+    out: dict[str, float] = {}
+
+    def put(key: str, value: float) -> None:
+        if value > out.get(key, 0.0):
+            out[key] = value
+
+    for code in nace_codes:
+        for receiver, strength in sector_flows_from(code):
+            put("n:" + receiver, strength)
+            coarser = nace_prefixes(receiver)[:-1]
+            if coarser:
+                put("n:" + coarser[-1], strength * COARSER_RECEIVER)
+    return out

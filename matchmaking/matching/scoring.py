@@ -53,7 +53,15 @@ CONTEXT_COMPONENTS = ("distance", "quantity", "availability")
 CONTEXT_SHARE = 0.4
 MIN_SCORE = 0.05  # below this a pair is not reported as a match
 P_NORM = 8.0  # smooth maximum for the material, code and route components
-POWER = {"text": 1.0, "material": P_NORM, "code": P_NORM, "route": P_NORM}
+# Feature blocks: one sparse product each. The four material components, plus ``sector``: how
+# often firms of the offer's sector supply firms of the need's sector (``seed/sector_flows.csv``).
+# The sector block only modulates the route component (see ``components_from_blocks``), so a pair
+# that shares nothing but sectors scores 0 and is never a candidate.
+FEATURE_BLOCKS = ("text", "material", "code", "route", "sector")
+CANDIDATE_BLOCKS = MATERIAL_COMPONENTS
+POWER = {"text": 1.0, "material": P_NORM, "code": P_NORM, "route": P_NORM, "sector": P_NORM}
+# Share of the route component that depends on the sector flow between the two firms.
+ROUTE_SECTOR_SHARE = 0.3
 
 # Text features: how much each field counts, and the weight of a shared concept next to words.
 TITLE_WEIGHT = 1.0
@@ -69,8 +77,8 @@ ORIGIN_WEIGHT = 0.3
 # Material proximity levels.
 LEVEL_EXACT = 1.0
 LEVEL_PARENT = 0.8  # one material is a kind of the other (sawdust, wood residue)
-LEVEL_SIBLING = 0.5  # two kinds of the same material (sawdust, shavings)
-LEVEL_FAMILY = 0.45  # the same material family only (spent grain, whey)
+LEVEL_SIBLING = 0.25  # two kinds of the same material (sawdust, shavings)
+LEVEL_FAMILY = 0.2  # the same material family only (spent grain, whey)
 LEVEL_PRODUCT = 0.8  # a need names the material only as what it makes ("zinc production")
 OFFER_DECLARED_USE = 0.8  # an offer that names a use ("pour méthanisation") opens that route
 
@@ -235,12 +243,14 @@ def _content(
     if is_need:
         uses = routes.need_uses(text_uses, label_uses, nace)
         route_features = routes.need_route_features(uses, nace)
+        sector_features = routes.need_sector_features(nace)
     else:
         route_of_use = routes.material_routes(materials, families)
         uses = {use: r.strength for use, r in route_of_use.items()}
         for use in text_uses:
             uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
         route_features = routes.offer_route_features(uses, nace)
+        sector_features = routes.offer_sector_features(nace)
 
     analysis = title_a
     if desc is not None:
@@ -264,6 +274,7 @@ def _content(
             "material": _powered(mat, POWER["material"]),
             "code": _powered(code_features, POWER["code"]),
             "route": _powered(route_features, POWER["route"]),
+            "sector": _powered(sector_features, POWER["sector"]),
         },
         code_hazardous=any(taxonomy.is_hazardous_code(c) for c in codes),
     )
@@ -369,6 +380,18 @@ def finish_component(name: str, summed: NDArray[np.float64]) -> NDArray[np.float
         return np.clip(summed, 0.0, 1.0)
     result: NDArray[np.float64] = np.minimum(1.0, np.power(np.maximum(summed, 0.0), 1.0 / power))
     return result
+
+
+def components_from_blocks(blocks: Mapping[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
+    """The four material components from the finished feature blocks.
+
+    ``route = uses × (1 − s + s × sector)``: a known route counts fully between sectors that are
+    known to trade such flows, and at ``1 − s`` otherwise; sectors alone give nothing.
+    """
+    out = {name: blocks[name] for name in MATERIAL_COMPONENTS}
+    share = ROUTE_SECTOR_SHARE
+    out["route"] = blocks["route"] * ((1.0 - share) + share * blocks["sector"])
+    return out
 
 
 def material_relevance(raw: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -565,11 +588,11 @@ def _sum_products(a: Mapping[str, float], b: Mapping[str, float]) -> float:
 
 def material_raw(offer: Profile, need: Profile) -> dict[str, float]:
     """The four material components of one pair."""
-    out: dict[str, float] = {}
-    for name in MATERIAL_COMPONENTS:
+    blocks: dict[str, NDArray[np.float64]] = {}
+    for name in FEATURE_BLOCKS:
         summed = _sum_products(offer.features[name], need.features[name])
-        out[name] = float(finish_component(name, np.array([summed]))[0])
-    return out
+        blocks[name] = finish_component(name, np.array([summed]))
+    return {name: float(value[0]) for name, value in components_from_blocks(blocks).items()}
 
 
 def _nanf(x: float | None) -> float:

@@ -17,7 +17,14 @@ from scipy import sparse
 
 from matchmaking.matching import geo
 from matchmaking.matching.records import NEED
-from matchmaking.matching.scoring import MATERIAL_COMPONENTS, ContextArrays, Profile, finish_component
+from matchmaking.matching.scoring import (
+    CANDIDATE_BLOCKS,
+    FEATURE_BLOCKS,
+    ContextArrays,
+    Profile,
+    components_from_blocks,
+    finish_component,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -25,9 +32,9 @@ IntArray = NDArray[np.int64]
 
 @dataclass
 class FeatureSpace:
-    """Column numbers of features, per component, shared by the offer and the need matrices."""
+    """Column numbers of features, per feature block, shared by the offer and the need matrices."""
 
-    columns: dict[str, dict[str, int]] = field(default_factory=lambda: {c: {} for c in MATERIAL_COMPONENTS})
+    columns: dict[str, dict[str, int]] = field(default_factory=lambda: {c: {} for c in FEATURE_BLOCKS})
 
     def width(self, component: str) -> int:
         return len(self.columns[component])
@@ -83,7 +90,7 @@ class SideMatrices:
         space = space if space is not None else FeatureSpace()
         n = len(profiles)
         mats: dict[str, sparse.csr_matrix] = {}
-        for comp in MATERIAL_COMPONENTS:
+        for comp in FEATURE_BLOCKS:
             indptr = np.zeros(n + 1, dtype=np.int64)
             indices: list[int] = []
             data: list[float] = []
@@ -165,9 +172,9 @@ def context_arrays(
 def component_products(
     offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: IntArray
 ) -> dict[str, sparse.csr_matrix]:
-    """Per component, the |oi| × |ni| sparse matrix of summed feature products."""
+    """Per feature block, the |oi| × |ni| sparse matrix of summed feature products."""
     out: dict[str, sparse.csr_matrix] = {}
-    for comp in MATERIAL_COMPONENTS:
+    for comp in FEATURE_BLOCKS:
         a = offers.mats[comp][oi]
         b = needs.mats[comp][ni]
         width = max(a.shape[1], b.shape[1])
@@ -187,7 +194,8 @@ def pair_block(
     """Material components and context inputs for the block ``oi`` × ``ni``.
 
     Returns positions (into ``oi`` and ``ni``) of the pairs considered: every pair when ``dense``,
-    else the pairs sharing at least one feature (all others have a material relevance of 0).
+    else the pairs sharing at least one feature of a candidate block (all others have a material
+    relevance of 0), with their four material components.
     """
     oi = np.asarray(oi, dtype=np.int64)
     ni = np.asarray(ni, dtype=np.int64)
@@ -197,9 +205,9 @@ def pair_block(
         rows = np.repeat(np.arange(len(oi), dtype=np.int64), len(ni))
         cols = np.tile(np.arange(len(ni), dtype=np.int64), len(oi))
     else:
-        union = products[MATERIAL_COMPONENTS[0]].copy()
+        union = products[CANDIDATE_BLOCKS[0]].copy()
         union.data = np.ones_like(union.data)
-        for comp in MATERIAL_COMPONENTS[1:]:
+        for comp in CANDIDATE_BLOCKS[1:]:
             p = products[comp].copy()
             p.data = np.ones_like(p.data)
             union = union + p
@@ -210,6 +218,8 @@ def pair_block(
         order = np.lexsort((cols, rows))
         rows, cols = rows[order], cols[order]
     keys = rows * ncols + cols
-    raw = {comp: finish_component(comp, _aligned_values(products[comp], keys, ncols)) for comp in MATERIAL_COMPONENTS}
+    raw = components_from_blocks(
+        {comp: finish_component(comp, _aligned_values(products[comp], keys, ncols)) for comp in FEATURE_BLOCKS}
+    )
     ctx = context_arrays(offers, oi[rows], needs, ni[cols])
     return rows, cols, raw, ctx
