@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 MIN_FIRMS = 3
+DEFAULT_MONTHS = 12  # the period shown first: the last 12 months
 PRIME = 2_147_483_647  # 2^31 − 1: products of two residues fit in int64
 EPOCH_YEAR = 2000
 
@@ -251,6 +252,28 @@ def release(n: int, candidates: Sequence[int], primaries: Sequence[int], chunk: 
     return accepted
 
 
+def _tiers(months: Sequence[int], current: int | None) -> dict[tuple[int, int], int]:
+    """Which boxes (first, last index into the months with data) the usual periods give:
+    tier 0 the default period (the last 12 months), tier 1 the calendar years and all time.
+    Single months (the monthly chart) are tier 2, any other range tier 3."""
+    tiers: dict[tuple[int, int], int] = {}
+
+    def box(first: int, last: int) -> tuple[int, int] | None:
+        i, j = bisect.bisect_left(months, first), bisect.bisect_right(months, last) - 1
+        return (i, j) if i <= j else None
+
+    for year in sorted({m // 12 for m in months}, reverse=True):
+        found = box(year * 12, year * 12 + 11)
+        if found is not None:
+            tiers.setdefault(found, 1)
+    tiers.setdefault((0, len(months) - 1), 1)
+    if current is not None:
+        found = box(current - DEFAULT_MONTHS + 1, current)
+        if found is not None:
+            tiers[found] = 0
+    return tiers
+
+
 ExtraSpecs = Callable[[tuple[tuple[str, Any], ...]], list[tuple[str, Any] | None]]
 
 
@@ -265,7 +288,8 @@ class Table:
     """
 
     def __init__(self, records: Iterable[Record], extra_specs: ExtraSpecs = no_extra, *,
-                 time: str = "range", measures: Sequence[str] = (), families: bool = True) -> None:
+                 time: str = "range", measures: Sequence[str] = (), families: bool = True,
+                 current: int | None = None) -> None:
         self.time = time
         self.families = families
         self.measures = tuple(measures)
@@ -306,13 +330,19 @@ class Table:
             self.spec_months[spec] = ordered
             masks = [months[m] for m in ordered]
             self.spec_masks[spec] = masks
-            rank = (spec.constraints(), _spec_rank(spec))
+            # Most important first: fewer breakdown dimensions, then headline extras (attributable,
+            # funnel stages, kinds) before crossing them with a dimension; then the periods people
+            # ask for (see _tiers), longer and more recent first.
+            dims = spec.constraints() - (spec.extra is not None)
+            rank = (dims, spec.extra is not None)
+            tiers = _tiers(ordered, current)
             starts = range(len(ordered)) if time == "range" else range(1)
             for i in starts:
                 content = 0
                 for j in range(i, len(ordered)):
                     content |= masks[j]
-                    priority = (rank[0], -(ordered[j] - ordered[i]), -ordered[j], rank[1])
+                    tier = tiers.get((i, j), 2 if i == j else 3)
+                    priority = (*rank, tier, -(ordered[j] - ordered[i]), -ordered[j], _spec_rank(spec))
                     if content not in box_priority or priority < box_priority[content]:
                         box_priority[content] = priority
         self.firm_counts: dict[int, int] = {}
@@ -795,16 +825,17 @@ class Tables:
     months: tuple[int, int] | None  # first and last month with any data
 
 
-def build(data: Data) -> Tables:
+def build(data: Data, current: int | None = None) -> Tables:
+    """Release every table; `current` (this month) puts the default period first in line."""
     all_months = [r.month for name in ("listings", "matches", "exchanges") for r in getattr(data, name)]
     return Tables(
-        firms=Table(data.firms, time="prefix", measures=["count"], families=False),
-        listings=Table(data.listings, _kind_specs, measures=["count"]),
-        offered=Table(data.offered, measures=["tonnes"]),
-        matches=Table(data.matches, _match_specs, measures=["count"]),
-        matched=Table(data.matched, measures=["tonnes"]),
-        exchanges=Table(data.exchanges, measures=["count"]),
-        exchanged=Table(data.exchanged, _attr_specs, measures=EXCHANGED_MEASURES),
+        firms=Table(data.firms, time="prefix", measures=["count"], families=False, current=current),
+        listings=Table(data.listings, _kind_specs, measures=["count"], current=current),
+        offered=Table(data.offered, measures=["tonnes"], current=current),
+        matches=Table(data.matches, _match_specs, measures=["count"], current=current),
+        matched=Table(data.matched, measures=["tonnes"], current=current),
+        exchanges=Table(data.exchanges, measures=["count"], current=current),
+        exchanged=Table(data.exchanged, _attr_specs, measures=EXCHANGED_MEASURES, current=current),
         months=(min(all_months), max(all_months)) if all_months else None,
     )
 
@@ -813,16 +844,17 @@ _cache: dict[str, tuple[str, Tables]] = {}
 _cache_lock = threading.Lock()
 
 
-def tables(session: Any) -> Tables:
-    """The released tables for the database's current content; computed once per content."""
+def tables(session: Any, today: date | None = None) -> Tables:
+    """The released tables for the database's current content; computed once per content and month."""
     data = read(session)
-    fingerprint = data.fingerprint()
+    current = month_index(today or datetime.now(UTC).date())
+    fingerprint = f"{data.fingerprint()}:{current}"
     key = str(session.get_bind().url)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-    built = build(data)
+    built = build(data, current)
     with _cache_lock:
         _cache[key] = (fingerprint, built)
     return built
@@ -866,7 +898,6 @@ class Filters:
                                   ("section", self.section)) if v}
 
 
-DEFAULT_MONTHS = 12
 MAX_MONTHS = 12 * 10
 
 
@@ -1034,13 +1065,13 @@ def _sort(rows: list[Breakdown], measure: str) -> list[Breakdown]:
     return sorted(rows, key=key)
 
 
-def dashboard(session: Any, period: Period, filters: Filters) -> Dashboard:
+def dashboard(session: Any, period: Period, filters: Filters, today: date | None = None) -> Dashboard:
     """Every figure of the statistics page for a period and filters, each shown or withheld."""
     from sqlalchemy import select
 
     from ..models import Commune, MaterialFamily
 
-    t = tables(session)
+    t = tables(session, today)
     m = method()
     category_of = {slug: code for slug, code in session.execute(select(MaterialFamily.slug,
                                                                        MaterialFamily.ewc_stat_code))}

@@ -1,0 +1,265 @@
+"""Charts drawn on the server as SVG: bars, a funnel, a month-by-month line and a map of the CCMA
+communes. No script, nothing fetched from elsewhere; they print as they show.
+
+A withheld figure is never drawn to scale: its bar is a short hatched stub with a note, its point a
+hollow mark on the axis, its circle a dashed ring of fixed size. Every chart has a text title and
+sits next to a table with the same figures, for screen readers and for print.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from ..services.stats import Figure
+
+GREEN = "#1f6f4a"
+GREEN_LIGHT = "#cfe5d8"
+BLUE = "#2a5b9c"
+INK = "#1d2622"
+MUTED = "#5b6660"
+LINE = "#d9e0dc"
+HIDDEN = "#9aa5a0"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+
+Format = Callable[[float], str]
+
+
+def _hatch(pattern_id: str) -> str:
+    return (f'<defs><pattern id="{pattern_id}" width="6" height="6" patternUnits="userSpaceOnUse" '
+            f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eef1ef"/>'
+            f'<line x1="0" y1="0" x2="0" y2="6" stroke="{HIDDEN}" stroke-width="2"/></pattern></defs>')
+
+
+def _svg(width: float, height: float, title: str, body: str, css_class: str) -> Markup:
+    return Markup(
+        f'<svg class="chart {css_class}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" font-family="{FONT}">'
+        f"<title>{escape(title)}</title>{body}</svg>"
+    )
+
+
+def _text(x: float, y: float, text: str, *, size: float = 13, anchor: str = "start", fill: str = INK,
+          weight: str = "normal") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
+            f'font-weight="{weight}">{escape(text)}</text>')
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    figure: Figure
+    note: str = ""  # shown instead of a value when the figure is withheld
+
+
+def bars(items: Sequence[Bar], fmt: Format, title: str, *, width: int = 640, color: str = GREEN,
+         label_width: int = 210, pattern_id: str = "hatch-bars") -> Markup:
+    """Horizontal bars, one per item, longest first as given."""
+    row, top = 26, 6
+    height = top + row * max(len(items), 1) + 6
+    values = [b.figure.value for b in items if b.figure.value is not None]
+    scale_max = max(values) if values else 1.0
+    scale_max = scale_max or 1.0
+    bar_space = width - label_width - 90
+    parts = [_hatch(pattern_id)]
+    for i, item in enumerate(items):
+        y = top + i * row
+        parts.append(_text(label_width - 8, y + 17, _clip(item.label, 30), anchor="end", size=13))
+        figure = item.figure
+        if figure.value is not None:
+            length = max(bar_space * figure.value / scale_max, 1.5 if figure.value > 0 else 0)
+            parts.append(f'<rect x="{label_width}" y="{y + 4}" width="{length:.1f}" height="{row - 9}" '
+                         f'rx="3" fill="{color}"/>')
+            parts.append(_text(label_width + length + 6, y + 17, fmt(figure.value), size=13, weight="600"))
+        elif figure.status == "empty":
+            parts.append(_text(label_width + 4, y + 17, "—", size=13, fill=MUTED))
+        else:
+            parts.append(f'<rect x="{label_width}" y="{y + 4}" width="34" height="{row - 9}" rx="3" '
+                         f'fill="url(#{pattern_id})" stroke="{HIDDEN}"/>')
+            parts.append(_text(label_width + 42, y + 17, item.note, size=12, fill=MUTED))
+    return _svg(width, height, title, "".join(parts), "bars")
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    figure: Figure
+    rate: Figure | None
+    note: str = ""
+
+
+def funnel(steps: Sequence[Step], fmt: Format, pct: Format, title: str, *, width: int = 640) -> Markup:
+    """Centred bars narrowing from the matches found to the recurring exchanges."""
+    row = 46
+    height = row * len(steps) + 8
+    first = next((s.figure.value for s in steps if s.figure.value), None) or 1.0
+    centre = width * 0.5
+    max_width = width * 0.56
+    parts = [_hatch("hatch-funnel")]
+    for i, step in enumerate(steps):
+        y = 4 + i * row
+        shade = [GREEN, "#2d7d57", "#3b8d66", "#4d9c76", "#62ab88"][min(i, 4)]
+        if step.figure.value is not None:
+            w = max(max_width * step.figure.value / first, 4)
+            parts.append(f'<rect x="{centre - w / 2:.1f}" y="{y}" width="{w:.1f}" height="{row - 14}" rx="4" '
+                         f'fill="{shade}"/>')
+            parts.append(_text(centre, y + 21, fmt(step.figure.value), anchor="middle", size=15, fill="#fff",
+                               weight="700") if w > 56 else _text(centre + w / 2 + 6, y + 21,
+                                                                   fmt(step.figure.value), size=15, weight="700"))
+        elif step.figure.status == "empty":
+            parts.append(_text(centre, y + 21, "—", anchor="middle", size=15, fill=MUTED))
+        else:
+            parts.append(f'<rect x="{centre - 30:.1f}" y="{y}" width="60" height="{row - 14}" rx="4" '
+                         f'fill="url(#hatch-funnel)" stroke="{HIDDEN}"/>')
+        parts.append(_text(8, y + 21, step.label, size=13, weight="600"))
+        if step.rate is not None:
+            rate = pct(step.rate.value) if step.rate.value is not None else step.note
+            parts.append(_text(width - 8, y + 21, rate, anchor="end", size=13, fill=MUTED))
+    return _svg(width, height, title, "".join(parts), "funnel")
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str  # "2026-03"
+    short: str  # "mars" — the axis label
+    figure: Figure
+
+
+def line(points: Sequence[Point], fmt: Format, title: str, *, width: int = 640, height: int = 220,
+         color: str = GREEN) -> Markup:
+    """Month by month: a line through the shown months; a withheld month breaks the line and is
+    marked by a hollow dot on the axis (its value is not drawn)."""
+    left, right, top, bottom = 56, 12, 16, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [p.figure.value for p in points if p.figure.value is not None]
+    peak = _nice(max(values) if values else 1.0)
+    n = max(len(points), 1)
+    step = plot_w / max(n - 1, 1)
+    parts = []
+    for k in range(5):
+        value = peak * k / 4
+        y = top + plot_h - plot_h * k / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{LINE}"/>')
+        parts.append(_text(left - 6, y + 4, fmt(value), anchor="end", size=11, fill=MUTED))
+    segments: list[list[tuple[float, float]]] = [[]]
+    every = max(1, math.ceil(n / 12))
+    for i, point in enumerate(points):
+        x = left + (step * i if n > 1 else plot_w / 2)
+        if i % every == 0 or i == n - 1:
+            parts.append(_text(x, height - 12, point.short, anchor="middle", size=11, fill=MUTED))
+        if point.figure.value is None:
+            if segments[-1]:
+                segments.append([])
+            if point.figure.status != "empty":
+                parts.append(f'<circle cx="{x:.1f}" cy="{top + plot_h:.1f}" r="4" fill="#fff" '
+                             f'stroke="{HIDDEN}" stroke-width="2"/>')
+            continue
+        y = top + plot_h - plot_h * point.figure.value / peak
+        segments[-1].append((x, y))
+    area = []
+    for segment in segments:
+        if len(segment) > 1:
+            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in segment)
+            base = top + plot_h
+            area.append(f'<polygon points="{segment[0][0]:.1f},{base:.1f} {coords} {segment[-1][0]:.1f},{base:.1f}" '
+                        f'fill="{GREEN_LIGHT}" opacity="0.7"/>')
+            area.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2.5" '
+                        f'stroke-linejoin="round"/>')
+        for x, y in segment:
+            area.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>')
+    return _svg(width, height, title, "".join(parts + area), "line")
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str
+    lat: float
+    lon: float
+    figure: Figure
+
+
+def commune_map(places: Sequence[Place], fmt: Format, title: str, legend: str, hidden_note: str, *,
+                width: int = 640, height: int = 520) -> Markup:
+    """The CCMA communes at their centroids; circle area proportional to the figure. Names are
+    placed beside their point where they overlap no other name."""
+    if not places:
+        return _svg(width, 40, title, _text(8, 24, title, fill=MUTED), "commune-map")
+    pad = 34
+    lat0 = sum(p.lat for p in places) / len(places)
+    kx = math.cos(math.radians(lat0))
+    xs = [p.lon * kx for p in places]
+    ys = [p.lat for p in places]
+    usable_h = height - 2 * pad - 40
+    scale = min((width - 2 * pad - 120) / (max(xs) - min(xs) or 1), usable_h / (max(ys) - min(ys) or 1))
+    ox = pad + 60 + ((width - 2 * pad - 120) - scale * (max(xs) - min(xs))) / 2
+
+    def project(p: Place) -> tuple[float, float]:
+        return ox + (p.lon * kx - min(xs)) * scale, pad + (max(ys) - p.lat) * scale
+
+    values = [p.figure.value for p in places if p.figure.value]
+    peak = max(values) if values else 1.0
+    max_r = 30.0
+    parts = [f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f3f7f5" rx="8"/>']
+    circles, labels = [], []
+    placed: list[tuple[float, float, float, float]] = []
+    order = sorted(places, key=lambda p: -(p.figure.value or 0))
+    points = {p.name: project(p) for p in places}
+    for place in order:
+        x, y = points[place.name]
+        figure = place.figure
+        if figure.value:
+            r = max(max_r * math.sqrt(figure.value / peak), 3.0)
+            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{GREEN}" fill-opacity="0.55" '
+                           f'stroke="{GREEN}" stroke-width="1.5"/>')
+        elif figure.value is None and figure.status != "empty":
+            r = 7.0
+            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="none" stroke="{HIDDEN}" '
+                           f'stroke-width="1.5" stroke-dasharray="3 2"/>')
+        else:
+            r = 2.5
+            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{MUTED}"/>')
+        text = place.name + (f" {fmt(figure.value)}" if figure.value else "")
+        size = 11.5 if figure.value else 10.5
+        w, h = len(text) * size * 0.55, size
+        for dx, dy, anchor in ((r + 3, 4, "start"), (-(r + 3), 4, "end"), (0, -(r + 4), "middle"),
+                               (0, r + 12, "middle")):
+            left = x + dx if anchor == "start" else x + dx - w if anchor == "end" else x + dx - w / 2
+            box = (left, y + dy - h, left + w, y + dy + 2)
+            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed) \
+                    and 0 <= box[0] and box[2] <= width:
+                placed.append(box)
+                labels.append(_text(x + dx, y + dy, text, size=size, anchor=anchor,
+                                    fill=INK if figure.value else MUTED,
+                                    weight="600" if figure.value else "normal"))
+                break
+    # Scale bar: 5 km.
+    km = 5.0
+    bar = km / 111.32 * scale
+    parts.extend(circles)
+    parts.extend(labels)
+    parts.append(f'<line x1="{pad}" x2="{pad + bar:.1f}" y1="{height - 22}" y2="{height - 22}" stroke="{INK}" '
+                 f'stroke-width="2"/>')
+    parts.append(_text(pad, height - 8, "5 km", size=11, fill=MUTED))
+    parts.append(_text(width - pad, height - 24, legend, anchor="end", size=11, fill=MUTED))
+    parts.append(f'<circle cx="{width - pad - 4:.1f}" cy="{height - 12}" r="5" fill="none" stroke="{HIDDEN}" '
+                 f'stroke-dasharray="3 2"/>')
+    parts.append(_text(width - pad - 14, height - 8, hidden_note, anchor="end", size=11, fill=MUTED))
+    return _svg(width, height, title, "".join(parts), "commune-map")
+
+
+def _nice(value: float) -> float:
+    """A round ceiling for an axis (1, 2, 2.5, 5 × a power of ten)."""
+    if value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * 10 ** exponent >= value:
+            return float(m * 10 ** exponent)
+    return float(10 ** (exponent + 1))
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
