@@ -58,6 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(mailbox_bp)
 
+    from .staff import bp as staff_bp
+
+    app.register_blueprint(staff_bp)
+
     from .celery import celery_init_app
 
     celery_init_app(app)
