@@ -1051,7 +1051,7 @@ def _ratio(numerator: Figure, denominator: Figure) -> Figure | None:
     return Figure(numerator.value / denominator.value, "shown")
 
 
-def _sort(rows: list[Breakdown], measure: str) -> list[Breakdown]:
+def sort_rows(rows: list[Breakdown], measure: str) -> list[Breakdown]:
     """Shown rows by value, then hidden rows by key, then empty ones: hidden values never steer
     the order (an order would rank them)."""
     def key(row: Breakdown) -> tuple[int, float, str]:
@@ -1137,9 +1137,13 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
             row[measure] = _derived(t.exchanged, spec, period, measure, exchanged)
         row["co2_attributable"] = _derived(t.exchanged, attr_spec, period, "co2", attributable)
         landfill, compost = row["landfill"], row["compost"]
-        row["cost"] = Figure(
-            (landfill.value or 0.0) * landfill_cost + (compost.value or 0.0) * compost_cost, "shown"
-        ) if landfill.value is not None else Figure(None, landfill.status) if landfill.status != "empty" else EMPTY
+        if landfill.status == "empty":
+            row["cost"] = EMPTY
+        elif landfill.value is None:
+            row["cost"] = Figure(None, landfill.status)
+        else:
+            row["cost"] = Figure((landfill.value or 0.0) * landfill_cost + (compost.value or 0.0) * compost_cost,
+                                 "shown")
         if all(f.status == "empty" for f in row.values()):
             continue
         if exchanged.status in ("primary", "secondary"):
@@ -1150,7 +1154,7 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
         if row["co2_attributable"].value is not None:
             sums["co2_attributable"] += row["co2_attributable"].value or 0.0
         families.append(Breakdown(slug, row))
-    families = _sort(families, "exchanged")
+    families = sort_rows(families, "exchanged")
 
     def summed(measure: str) -> Figure:
         rows = [r for r in families if r["exchanged"].status != "empty"]
@@ -1174,7 +1178,7 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
         }
         if not all(f.status == "empty" for f in row.values()):
             categories.append(Breakdown(code, row))
-    categories = _sort(categories, "exchanged")
+    categories = sort_rows(categories, "exchanged")
 
     communes = []
     ccma = [insee for (insee,) in session.execute(select(Commune.insee).where(Commune.ccma.is_(True))
@@ -1205,7 +1209,7 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
         }
         if not all(f.status in ("empty", "na") for f in row.values()):
             sections.append(Breakdown(letter, row))
-    sections = _sort(sections, "exchanged")
+    sections = sort_rows(sections, "exchanged")
 
     months = []
     for month in period.months:

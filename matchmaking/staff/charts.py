@@ -55,10 +55,10 @@ class Bar:
     note: str = ""  # shown instead of a value when the figure is withheld
 
 
-def bars(items: Sequence[Bar], fmt: Format, title: str, *, width: int = 640, color: str = GREEN,
-         label_width: int = 210, pattern_id: str = "hatch-bars") -> Markup:
+def bars(items: Sequence[Bar], fmt: Format, title: str, *, width: int = 560, color: str = GREEN,
+         label_width: int = 215, pattern_id: str = "hatch-bars") -> Markup:
     """Horizontal bars, one per item, longest first as given."""
-    row, top = 26, 6
+    row, top, size = 28, 6, 14
     height = top + row * max(len(items), 1) + 6
     values = [b.figure.value for b in items if b.figure.value is not None]
     scale_max = max(values) if values else 1.0
@@ -67,19 +67,20 @@ def bars(items: Sequence[Bar], fmt: Format, title: str, *, width: int = 640, col
     parts = [_hatch(pattern_id)]
     for i, item in enumerate(items):
         y = top + i * row
-        parts.append(_text(label_width - 8, y + 17, _clip(item.label, 30), anchor="end", size=13))
+        fits = int((label_width - 12) / (size * 0.56))
+        parts.append(_text(label_width - 8, y + 18, _clip(item.label, fits), anchor="end", size=size))
         figure = item.figure
         if figure.value is not None:
             length = max(bar_space * figure.value / scale_max, 1.5 if figure.value > 0 else 0)
             parts.append(f'<rect x="{label_width}" y="{y + 4}" width="{length:.1f}" height="{row - 9}" '
                          f'rx="3" fill="{color}"/>')
-            parts.append(_text(label_width + length + 6, y + 17, fmt(figure.value), size=13, weight="600"))
+            parts.append(_text(label_width + length + 6, y + 18, fmt(figure.value), size=size, weight="600"))
         elif figure.status == "empty":
-            parts.append(_text(label_width + 4, y + 17, "—", size=13, fill=MUTED))
+            parts.append(_text(label_width + 4, y + 18, "—", size=size, fill=MUTED))
         else:
             parts.append(f'<rect x="{label_width}" y="{y + 4}" width="34" height="{row - 9}" rx="3" '
                          f'fill="url(#{pattern_id})" stroke="{HIDDEN}"/>')
-            parts.append(_text(label_width + 42, y + 17, item.note, size=12, fill=MUTED))
+            parts.append(_text(label_width + 42, y + 18, item.note, size=size - 1, fill=MUTED))
     return _svg(width, height, title, "".join(parts), "bars")
 
 
@@ -91,13 +92,13 @@ class Step:
     note: str = ""
 
 
-def funnel(steps: Sequence[Step], fmt: Format, pct: Format, title: str, *, width: int = 640) -> Markup:
+def funnel(steps: Sequence[Step], fmt: Format, pct: Format, title: str, *, width: int = 560) -> Markup:
     """Centred bars narrowing from the matches found to the recurring exchanges."""
     row = 46
     height = row * len(steps) + 8
     first = next((s.figure.value for s in steps if s.figure.value), None) or 1.0
-    centre = width * 0.5
-    max_width = width * 0.56
+    centre = width * 0.52
+    max_width = width * 0.46
     parts = [_hatch("hatch-funnel")]
     for i, step in enumerate(steps):
         y = 4 + i * row
@@ -106,18 +107,18 @@ def funnel(steps: Sequence[Step], fmt: Format, pct: Format, title: str, *, width
             w = max(max_width * step.figure.value / first, 4)
             parts.append(f'<rect x="{centre - w / 2:.1f}" y="{y}" width="{w:.1f}" height="{row - 14}" rx="4" '
                          f'fill="{shade}"/>')
-            parts.append(_text(centre, y + 21, fmt(step.figure.value), anchor="middle", size=15, fill="#fff",
+            parts.append(_text(centre, y + 21, fmt(step.figure.value), anchor="middle", size=17, fill="#fff",
                                weight="700") if w > 56 else _text(centre + w / 2 + 6, y + 21,
-                                                                   fmt(step.figure.value), size=15, weight="700"))
+                                                                   fmt(step.figure.value), size=17, weight="700"))
         elif step.figure.status == "empty":
             parts.append(_text(centre, y + 21, "—", anchor="middle", size=15, fill=MUTED))
         else:
             parts.append(f'<rect x="{centre - 30:.1f}" y="{y}" width="60" height="{row - 14}" rx="4" '
                          f'fill="url(#hatch-funnel)" stroke="{HIDDEN}"/>')
-        parts.append(_text(8, y + 21, step.label, size=13, weight="600"))
+        parts.append(_text(4, y + 21, _clip(step.label, 18), size=14, weight="600"))
         if step.rate is not None:
-            rate = pct(step.rate.value) if step.rate.value is not None else step.note
-            parts.append(_text(width - 8, y + 21, rate, anchor="end", size=13, fill=MUTED))
+            rate = pct(step.rate.value) if step.rate.value is not None else "—"
+            parts.append(_text(width - 4, y + 21, rate, anchor="end", size=15, fill=MUTED, weight="600"))
     return _svg(width, height, title, "".join(parts), "funnel")
 
 
@@ -128,11 +129,11 @@ class Point:
     figure: Figure
 
 
-def line(points: Sequence[Point], fmt: Format, title: str, *, width: int = 640, height: int = 220,
+def line(points: Sequence[Point], fmt: Format, title: str, *, width: int = 560, height: int = 250,
          color: str = GREEN) -> Markup:
     """Month by month: a line through the shown months; a withheld month breaks the line and is
     marked by a hollow dot on the axis (its value is not drawn)."""
-    left, right, top, bottom = 56, 12, 16, 34
+    left, right, top, bottom = 52, 26, 16, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [p.figure.value for p in points if p.figure.value is not None]
     peak = _nice(max(values) if values else 1.0)
@@ -143,13 +144,13 @@ def line(points: Sequence[Point], fmt: Format, title: str, *, width: int = 640, 
         value = peak * k / 4
         y = top + plot_h - plot_h * k / 4
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{LINE}"/>')
-        parts.append(_text(left - 6, y + 4, fmt(value), anchor="end", size=11, fill=MUTED))
+        parts.append(_text(left - 6, y + 4, fmt(value), anchor="end", size=13, fill=MUTED))
     segments: list[list[tuple[float, float]]] = [[]]
-    every = max(1, math.ceil(n / 12))
+    every = max(1, math.ceil(n / 7))
     for i, point in enumerate(points):
         x = left + (step * i if n > 1 else plot_w / 2)
         if i % every == 0 or i == n - 1:
-            parts.append(_text(x, height - 12, point.short, anchor="middle", size=11, fill=MUTED))
+            parts.append(_text(x, height - 12, point.short, anchor="middle", size=13, fill=MUTED))
         if point.figure.value is None:
             if segments[-1]:
                 segments.append([])
@@ -181,72 +182,101 @@ class Place:
     figure: Figure
 
 
+def _hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Convex hull (monotone chain), to draw the territory as a soft shape behind the communes."""
+    pts = sorted(set(points))
+    if len(pts) < 3:
+        return pts
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, float]] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list[tuple[float, float]] = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return lower[:-1] + upper[:-1]
+
+
 def commune_map(places: Sequence[Place], fmt: Format, title: str, legend: str, hidden_note: str, *,
-                width: int = 640, height: int = 520) -> Markup:
+                width: int = 560, max_height: int = 620) -> Markup:
     """The CCMA communes at their centroids; circle area proportional to the figure. Names are
     placed beside their point where they overlap no other name."""
     if not places:
         return _svg(width, 40, title, _text(8, 24, title, fill=MUTED), "commune-map")
-    pad = 34
+    side, top, foot = 118, 34, 46
     lat0 = sum(p.lat for p in places) / len(places)
     kx = math.cos(math.radians(lat0))
     xs = [p.lon * kx for p in places]
     ys = [p.lat for p in places]
-    usable_h = height - 2 * pad - 40
-    scale = min((width - 2 * pad - 120) / (max(xs) - min(xs) or 1), usable_h / (max(ys) - min(ys) or 1))
-    ox = pad + 60 + ((width - 2 * pad - 120) - scale * (max(xs) - min(xs))) / 2
+    x_span, y_span = (max(xs) - min(xs)) or 0.01, (max(ys) - min(ys)) or 0.01
+    scale = (width - 2 * side) / x_span
+    if y_span * scale + top * 2 + foot > max_height:
+        scale = (max_height - top * 2 - foot) / y_span
+    height = y_span * scale + top * 2 + foot
+    ox = (width - x_span * scale) / 2
 
     def project(p: Place) -> tuple[float, float]:
-        return ox + (p.lon * kx - min(xs)) * scale, pad + (max(ys) - p.lat) * scale
+        return ox + (p.lon * kx - min(xs)) * scale, top + (max(ys) - p.lat) * scale
 
     values = [p.figure.value for p in places if p.figure.value]
     peak = max(values) if values else 1.0
-    max_r = 30.0
-    parts = [f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f3f7f5" rx="8"/>']
+    max_r = 32.0
+    points = {p.name: project(p) for p in places}
+    hull = " ".join(f"{x:.1f},{y:.1f}" for x, y in _hull(list(points.values())))
+    parts = [f'<rect x="0" y="0" width="{width}" height="{height:.0f}" fill="#fbfcfb" rx="8"/>',
+             f'<polygon points="{hull}" fill="#e3efe8" stroke="#e3efe8" stroke-width="44" stroke-linejoin="round"/>']
     circles, labels = [], []
     placed: list[tuple[float, float, float, float]] = []
     order = sorted(places, key=lambda p: -(p.figure.value or 0))
-    points = {p.name: project(p) for p in places}
     for place in order:
         x, y = points[place.name]
         figure = place.figure
         if figure.value:
-            r = max(max_r * math.sqrt(figure.value / peak), 3.0)
-            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{GREEN}" fill-opacity="0.55" '
+            r = max(max_r * math.sqrt(figure.value / peak), 3.5)
+            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{GREEN}" fill-opacity="0.6" '
                            f'stroke="{GREEN}" stroke-width="1.5"/>')
         elif figure.value is None and figure.status != "empty":
-            r = 7.0
-            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="none" stroke="{HIDDEN}" '
+            r = 6.0
+            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="#fff" stroke="{HIDDEN}" '
                            f'stroke-width="1.5" stroke-dasharray="3 2"/>')
         else:
             r = 2.5
             circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{MUTED}"/>')
         text = place.name + (f" {fmt(figure.value)}" if figure.value else "")
-        size = 11.5 if figure.value else 10.5
-        w, h = len(text) * size * 0.55, size
+        size = 12.5 if figure.value else 11
+        w, h = len(text) * size * 0.54, size
         for dx, dy, anchor in ((r + 3, 4, "start"), (-(r + 3), 4, "end"), (0, -(r + 4), "middle"),
                                (0, r + 12, "middle")):
             left = x + dx if anchor == "start" else x + dx - w if anchor == "end" else x + dx - w / 2
             box = (left, y + dy - h, left + w, y + dy + 2)
             if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed) \
-                    and 0 <= box[0] and box[2] <= width:
+                    and box[0] >= 0 and box[2] <= width:
                 placed.append(box)
                 labels.append(_text(x + dx, y + dy, text, size=size, anchor=anchor,
                                     fill=INK if figure.value else MUTED,
-                                    weight="600" if figure.value else "normal"))
+                                    weight="700" if figure.value else "normal"))
                 break
-    # Scale bar: 5 km.
-    km = 5.0
-    bar = km / 111.32 * scale
+        else:
+            if figure.value:  # a figure is always named, even over another name
+                labels.append(_text(x + r + 3, y + 4, text, size=size, weight="700"))
     parts.extend(circles)
     parts.extend(labels)
-    parts.append(f'<line x1="{pad}" x2="{pad + bar:.1f}" y1="{height - 22}" y2="{height - 22}" stroke="{INK}" '
+    bar = 5.0 / 111.32 * scale  # 5 km
+    base = height - 16
+    parts.append(f'<line x1="14" x2="{14 + bar:.1f}" y1="{base - 12:.1f}" y2="{base - 12:.1f}" stroke="{INK}" '
                  f'stroke-width="2"/>')
-    parts.append(_text(pad, height - 8, "5 km", size=11, fill=MUTED))
-    parts.append(_text(width - pad, height - 24, legend, anchor="end", size=11, fill=MUTED))
-    parts.append(f'<circle cx="{width - pad - 4:.1f}" cy="{height - 12}" r="5" fill="none" stroke="{HIDDEN}" '
+    parts.append(_text(14, base + 2, "5 km", size=12, fill=MUTED))
+    parts.append(_text(width - 14, base - 14, legend, anchor="end", size=12, fill=MUTED))
+    parts.append(f'<circle cx="{width - 20}" cy="{base - 2:.1f}" r="5" fill="#fff" stroke="{HIDDEN}" '
                  f'stroke-dasharray="3 2"/>')
-    parts.append(_text(width - pad - 14, height - 8, hidden_note, anchor="end", size=11, fill=MUTED))
+    parts.append(_text(width - 30, base + 2, hidden_note, anchor="end", size=12, fill=MUTED))
     return _svg(width, height, title, "".join(parts), "commune-map")
 
 
