@@ -28,7 +28,8 @@ def select_locale() -> str | None:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    # No app-wide /static route: each blueprint serves its own assets.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config.defaults(app.instance_path))
     app.config.from_prefixed_env("MATCHMAKING")
