@@ -3,7 +3,8 @@
 On a scratch SQLite database it starts a real worker (Redis or the embedded broker), publishes
 offer/need pairs one at a time through the listing service and times, for each pair, the commit
 of the need until the buyer's first e-mail lands in the local mailbox (engine, notification,
-delivery and both broker hops included). Then it queues a burst of e-mails at once and counts
+delivery and both broker hops included; the need's matches with earlier pairs' offers are
+notified in the same burst, so later pairs carry a larger fan-out). Then it queues a burst of e-mails at once and counts
 deliveries per second.
 """
 
@@ -67,7 +68,7 @@ def run_bench(*, broker: str, redis_url: str, listings: int, deliveries: int) ->
         env=env, stdout=log, stderr=log, start_new_session=True)
     try:
         with app.app_context():
-            latencies = _latencies(app, listings)
+            latencies, fan_out = _latencies(app, listings)
             rate = _throughput(app, deliveries)
     finally:
         worker.terminate()
@@ -81,6 +82,7 @@ def run_bench(*, broker: str, redis_url: str, listings: int, deliveries: int) ->
         f"broker: {broker}  (worker: prefork, concurrency 2; database: SQLite; e-mail: local mailbox)",
         f"publish-to-inbox latency over {len(ms)} pairs: p50 {_percentile(ms, 0.5):.0f} ms, "
         f"p95 {_percentile(ms, 0.95):.0f} ms, max {max(ms):.0f} ms, mean {statistics.fmean(ms):.0f} ms",
+        f"e-mails per publication (fan-out): median {statistics.median(fan_out):.0f}, max {max(fan_out)}",
         f"deliveries: {deliveries} e-mails in {deliveries / rate:.1f} s = {rate:.0f} per second",
         f"scratch files: {tmp}",
     ])
@@ -94,12 +96,13 @@ def _wait(predicate: Any, timeout: float, interval: float = 0.01) -> None:
         time.sleep(interval)
 
 
-def _latencies(app: Any, pairs: int) -> list[float]:
+def _latencies(app: Any, pairs: int) -> tuple[list[float], list[int]]:
     from matchmaking.extensions import db
     from matchmaking.models import MailboxMessage
     from matchmaking.services import firms, listings, users
 
-    latencies = []
+    latencies: list[float] = []
+    fan_out: list[int] = []  # e-mails caused by each need's publication
     for i in range(pairs):
         seller = firms.register_firm(db.session, {"name": f"Scierie {i}", "siret": _siret(2 * i),
                                                   "commune_insee": "53271"})
@@ -110,7 +113,9 @@ def _latencies(app: Any, pairs: int) -> list[float]:
                                        firm=buyer)
         listings.create_listing(db.session, seller, OFFER)
         db.session.commit()
+        _wait(_idle, 120)  # time the need's own pipeline, not the offer's fan-out still in flight
         email = buyer_user.email
+        before = _mailbox_count()
         listings.create_listing(db.session, buyer, NEED)
         db.session.commit()
         started = time.monotonic()
@@ -122,7 +127,28 @@ def _latencies(app: Any, pairs: int) -> list[float]:
 
         _wait(arrived, 60)
         latencies.append(time.monotonic() - started)
-    return latencies
+        _wait(_idle, 120)
+        fan_out.append(_mailbox_count() - before)
+    return latencies, fan_out
+
+
+def _mailbox_count() -> int:
+    from matchmaking.extensions import db
+    from matchmaking.models import MailboxMessage
+
+    n = db.session.scalar(select(func.count()).select_from(MailboxMessage)) or 0
+    db.session.rollback()
+    return int(n)
+
+
+def _idle() -> bool:
+    from matchmaking.extensions import db
+    from matchmaking.models import OutboxEvent, OutboxStatus
+
+    pending = db.session.scalar(select(func.count()).select_from(OutboxEvent)
+                                .where(OutboxEvent.status == OutboxStatus.pending))
+    db.session.rollback()
+    return pending == 0
 
 
 def _throughput(app: Any, count: int) -> float:
