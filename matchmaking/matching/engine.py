@@ -40,6 +40,7 @@ from matchmaking.matching.scoring import (
     final_score,
     finish_component,
     material_relevance,
+    sector_known,
 )
 from matchmaking.matching.vectors import FeatureSpace, SideMatrices, context_arrays, pair_block
 
@@ -180,7 +181,8 @@ class Index:
             dense[comp] = acc
         hit &= side.alive
         rows = np.flatnonzero(hit).astype(np.int64)
-        return rows, components_from_blocks({c: finish_component(c, dense[c][rows]) for c in FEATURE_BLOCKS})
+        known = side.matrices.sector_known[rows] & sector_known(query)
+        return rows, components_from_blocks({c: finish_component(c, dense[c][rows]) for c in FEATURE_BLOCKS}, known)
 
     def _pending_matrices(self, side: _Side) -> tuple[list[int], SideMatrices]:
         key = (side.kind, frozenset(side.pending), id(side.matrices))

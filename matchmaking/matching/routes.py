@@ -29,6 +29,12 @@ EVIDENCE_TEXT = 0.9  # the need's own words ("litière", "cement")
 EVIDENCE_SECTOR_LABEL = 0.75  # the buyer's activity ("Cement production", "élevage bovin")
 EVIDENCE_NACE = 0.6  # the buyer's NACE class belongs to a sector practising the use
 EVIDENCE_NACE_DIVISION = 0.3  # only the division is known and it contains such a sector
+# When a need's own words name what it wants ("litière"), the other uses of its sector ("élevage")
+# are what it might also take, not what it asks for.
+SECTOR_ONLY_FACTOR = 0.6
+# Uses form a small tree in the vocabulary (plasterboard making is a kind of construction
+# material making): a route or a need stated for a use also holds, weaker, for its parent.
+USE_PARENT_FACTOR = 0.8
 
 
 def strength_value(text: str) -> float:
@@ -77,6 +83,8 @@ class Knowledge:
     use_labels: dict[str, tuple[str, str]]
     # source NACE prefix → ((receiver NACE prefix, strength), …)
     sector_flows: dict[str, tuple[tuple[str, float], ...]]
+    # material concept or "family:<slug>" → ((receiver NACE prefix, strength), …)
+    material_sectors: dict[str, tuple[tuple[str, float], ...]]
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -111,12 +119,18 @@ def _knowledge(directory: Path) -> Knowledge:
         flows.setdefault(row["source_nace"].strip(), []).append(
             (row["receiver_nace"].strip(), strength_value(row["strength"]))
         )
+    receivers: dict[str, list[tuple[str, float]]] = {}
+    for row in _read(directory / "material_sectors.csv"):
+        receivers.setdefault(row["material"].strip(), []).append(
+            (row["receiver_nace"].strip(), strength_value(row["strength"]))
+        )
     return Knowledge(
         routes=routes,
         by_material={k: tuple(v) for k, v in by_material.items()},
         use_nace=use_nace,
         use_labels=use_labels,
         sector_flows={k: tuple(v) for k, v in flows.items()},
+        material_sectors={k: tuple(v) for k, v in receivers.items()},
     )
 
 
@@ -208,7 +222,26 @@ def material_routes(concepts: Iterable[str], families: Iterable[str]) -> dict[st
             current = best.get(route.use)
             if current is None or route.strength > current.strength:
                 best[route.use] = route
+    for use, route in list(best.items()):
+        strength = route.strength
+        for parent in vocab.ancestors(use):
+            strength *= USE_PARENT_FACTOR
+            current = best.get(parent)
+            if current is None or strength > current.strength:
+                best[parent] = Route(material=route.material, use=parent, strength=strength, source=route.source)
     return best
+
+
+def with_parent_uses(uses: dict[str, float]) -> dict[str, float]:
+    """``uses`` and, weaker by ``USE_PARENT_FACTOR`` per level, the uses they are kinds of."""
+    vocab = vocabulary()
+    out = dict(uses)
+    for use, value in uses.items():
+        for parent in vocab.ancestors(use):
+            value *= USE_PARENT_FACTOR
+            if value > out.get(parent, 0.0):
+                out[parent] = value
+    return out
 
 
 def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: Iterable[str]) -> dict[str, float]:
@@ -217,12 +250,15 @@ def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: I
     text, label = set(text_uses), set(label_uses)
     out: dict[str, float] = {}
     for use in text | label | set(by_nace):
-        out[use] = combine(
+        value = combine(
             EVIDENCE_TEXT if use in text else 0.0,
             EVIDENCE_SECTOR_LABEL if use in label else 0.0,
             by_nace.get(use, 0.0),
         )
-    return out
+        if text and use not in text:
+            value *= SECTOR_ONLY_FACTOR
+        out[use] = value
+    return with_parent_uses(out)
 
 
 def need_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> dict[str, float]:
@@ -274,22 +310,58 @@ def sector_flows_from(code: str) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(best.items()))
 
 
-def offer_sector_features(nace_codes: Iterable[str]) -> dict[str, float]:
-    """Sector features of an offer: the sectors its own sector is known to supply.
+def material_receivers(concepts: Iterable[str], families: Iterable[str]) -> dict[str, float]:
+    """Receiving sectors (NACE prefix → strength) known to take a material, from
+    ``seed/material_sectors.csv``: its concepts, their ancestors, then its families."""
+    k = knowledge()
+    vocab = vocabulary()
+    keys: list[str] = []
+    for cid in concepts:
+        keys.append(cid)
+        keys.extend(vocab.ancestors(cid))
+    keys.extend("family:" + fam for fam in families if fam)
+    best: dict[str, float] = {}
+    for key in keys:
+        for receiver, strength in k.material_sectors.get(key, ()):
+            if strength > best.get(receiver, 0.0):
+                best[receiver] = strength
+    return best
 
-    Each receiving prefix is also emitted one level coarser, weaker, so that a buyer known only
-    by its division or group still meets a flow recorded at class level.
+
+def offer_sector_features(
+    nace_codes: Iterable[str], concepts: Iterable[str] = (), families: Iterable[str] = ()
+) -> dict[str, float]:
+    """Sector features of an offer: the sectors its own sector is known to supply, and the
+    sectors known to take its material.
+
+    When both are known, a receiving sector named by both counts fully and one named by either
+    alone counts half (the average of the two readings); when only one is known, it counts alone.
+    Each receiving prefix is also emitted one level coarser, weaker, so that a buyer known only by
+    its division or group still meets a flow recorded at class level.
     """
-    out: dict[str, float] = {}
 
-    def put(key: str, value: float) -> None:
-        if value > out.get(key, 0.0):
-            out[key] = value
+    def spread(receivers: Iterable[tuple[str, float]]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for receiver, strength in receivers:
+            for key, value in ((receiver, strength), (_coarser(receiver), strength * COARSER_RECEIVER)):
+                if key and value > out.get(key, 0.0):
+                    out[key] = value
+        return out
 
+    by_source: dict[str, float] = {}
     for code in nace_codes:
-        for receiver, strength in sector_flows_from(code):
-            put("n:" + receiver, strength)
-            coarser = nace_prefixes(receiver)[:-1]
-            if coarser:
-                put("n:" + coarser[-1], strength * COARSER_RECEIVER)
-    return out
+        for key, value in spread(sector_flows_from(code)).items():
+            by_source[key] = max(by_source.get(key, 0.0), value)
+    by_material = spread(material_receivers(concepts, families).items())
+    if by_source and by_material:
+        keys = set(by_source) | set(by_material)
+        merged = {k: (by_source.get(k, 0.0) + by_material.get(k, 0.0)) / 2.0 for k in keys}
+    else:
+        merged = by_source or by_material
+    return {"n:" + k: v for k, v in merged.items() if v > 0.0}
+
+
+def _coarser(prefix: str) -> str:
+    """The prefix one level up ("23.51" → "23.5", "23.5" → "23"), or "" for a division."""
+    levels = nace_prefixes(prefix)
+    return levels[-2] if len(levels) > 1 else ""

@@ -60,8 +60,11 @@ P_NORM = 8.0  # smooth maximum for the material, code and route components
 FEATURE_BLOCKS = ("text", "material", "code", "route", "sector")
 CANDIDATE_BLOCKS = MATERIAL_COMPONENTS
 POWER = {"text": 1.0, "material": P_NORM, "code": P_NORM, "route": P_NORM, "sector": P_NORM}
-# Share of the route component that depends on the sector flow between the two firms.
+# Share of the route component that depends on the sector flow between the two firms, and the
+# flow assumed when either firm's sector is unknown (or knows no flows): neither a bonus nor a
+# penalty against firms whose sectors are known.
 ROUTE_SECTOR_SHARE = 0.3
+SECTOR_UNKNOWN = 0.5
 
 # Text features: how much each field counts, and the weight of a shared concept next to words.
 TITLE_WEIGHT = 1.0
@@ -250,7 +253,7 @@ def _content(
         for use in text_uses:
             uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
         route_features = routes.offer_route_features(uses, nace)
-        sector_features = routes.offer_sector_features(nace)
+        sector_features = routes.offer_sector_features(nace, materials, families)
 
     analysis = title_a
     if desc is not None:
@@ -382,16 +385,28 @@ def finish_component(name: str, summed: NDArray[np.float64]) -> NDArray[np.float
     return result
 
 
-def components_from_blocks(blocks: Mapping[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
+def components_from_blocks(
+    blocks: Mapping[str, NDArray[np.float64]], sector_known: NDArray[np.bool_] | None = None
+) -> dict[str, NDArray[np.float64]]:
     """The four material components from the finished feature blocks.
 
     ``route = uses × (1 − s + s × sector)``: a known route counts fully between sectors that are
-    known to trade such flows, and at ``1 − s`` otherwise; sectors alone give nothing.
+    known to trade such flows, and at ``1 − s`` otherwise; sectors alone give nothing. Where
+    ``sector_known`` is False (either side has no sector features) the flow is ``SECTOR_UNKNOWN``.
     """
     out = {name: blocks[name] for name in MATERIAL_COMPONENTS}
     share = ROUTE_SECTOR_SHARE
-    out["route"] = blocks["route"] * ((1.0 - share) + share * blocks["sector"])
+    sector = blocks["sector"]
+    if sector_known is not None:
+        sector = np.where(sector_known, sector, SECTOR_UNKNOWN)
+    out["route"] = blocks["route"] * ((1.0 - share) + share * sector)
     return out
+
+
+def sector_known(profile: Profile) -> bool:
+    """Whether a listing's sector takes part in the sector flows (an offer's sector has known
+    receivers, a need gave a NACE code)."""
+    return bool(profile.features["sector"])
 
 
 def material_relevance(raw: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -592,7 +607,8 @@ def material_raw(offer: Profile, need: Profile) -> dict[str, float]:
     for name in FEATURE_BLOCKS:
         summed = _sum_products(offer.features[name], need.features[name])
         blocks[name] = finish_component(name, np.array([summed]))
-    return {name: float(value[0]) for name, value in components_from_blocks(blocks).items()}
+    known = np.array([sector_known(offer) and sector_known(need)])
+    return {name: float(value[0]) for name, value in components_from_blocks(blocks, known).items()}
 
 
 def _nanf(x: float | None) -> float:

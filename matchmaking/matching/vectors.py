@@ -24,6 +24,7 @@ from matchmaking.matching.scoring import (
     Profile,
     components_from_blocks,
     finish_component,
+    sector_known,
 )
 
 FloatArray = NDArray[np.float64]
@@ -78,6 +79,7 @@ class SideMatrices:
     freq: NDArray[np.int8]
     avail_from: FloatArray
     avail_until: FloatArray
+    sector_known: NDArray[np.bool_]  # the listing has sector features (see scoring.sector_known)
 
     @property
     def size(self) -> int:
@@ -128,6 +130,7 @@ class SideMatrices:
             freq=np.array([p.frequency_code for p in profiles], dtype=np.int8),
             avail_from=np.array([p.from_ordinal for p in profiles], dtype=np.float64),
             avail_until=np.array([p.until_ordinal for p in profiles], dtype=np.float64),
+            sector_known=np.array([sector_known(p) for p in profiles], dtype=bool),
         )
 
 
@@ -219,7 +222,8 @@ def pair_block(
         rows, cols = rows[order], cols[order]
     keys = rows * ncols + cols
     raw = components_from_blocks(
-        {comp: finish_component(comp, _aligned_values(products[comp], keys, ncols)) for comp in FEATURE_BLOCKS}
+        {comp: finish_component(comp, _aligned_values(products[comp], keys, ncols)) for comp in FEATURE_BLOCKS},
+        offers.sector_known[oi[rows]] & needs.sector_known[ni[cols]],
     )
     ctx = context_arrays(offers, oi[rows], needs, ni[cols])
     return rows, cols, raw, ctx
