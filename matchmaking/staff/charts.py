@@ -56,9 +56,9 @@ class Bar:
 
 
 def bars(items: Sequence[Bar], fmt: Format, title: str, *, width: int = 560, color: str = GREEN,
-         label_width: int = 215, pattern_id: str = "hatch-bars") -> Markup:
+         label_width: int = 250, pattern_id: str = "hatch-bars") -> Markup:
     """Horizontal bars, one per item, longest first as given."""
-    row, top, size = 28, 6, 14
+    row, top, size = 28, 6, 13.5
     height = top + row * max(len(items), 1) + 6
     values = [b.figure.value for b in items if b.figure.value is not None]
     scale_max = max(values) if values else 1.0
@@ -93,32 +93,34 @@ class Step:
 
 
 def funnel(steps: Sequence[Step], fmt: Format, pct: Format, title: str, *, width: int = 560) -> Markup:
-    """Centred bars narrowing from the matches found to the recurring exchanges."""
-    row = 46
-    height = row * len(steps) + 8
+    """One bar per step, narrowing from the matches found to the recurring exchanges; each step's
+    name above its bar, with the share of the previous step that got this far."""
+    row = 56
+    height = row * len(steps) + 4
     first = next((s.figure.value for s in steps if s.figure.value), None) or 1.0
-    centre = width * 0.52
-    max_width = width * 0.46
+    max_width = width - 70
     parts = [_hatch("hatch-funnel")]
     for i, step in enumerate(steps):
-        y = 4 + i * row
+        y = 2 + i * row
         shade = [GREEN, "#2d7d57", "#3b8d66", "#4d9c76", "#62ab88"][min(i, 4)]
-        if step.figure.value is not None:
-            w = max(max_width * step.figure.value / first, 4)
-            parts.append(f'<rect x="{centre - w / 2:.1f}" y="{y}" width="{w:.1f}" height="{row - 14}" rx="4" '
-                         f'fill="{shade}"/>')
-            parts.append(_text(centre, y + 21, fmt(step.figure.value), anchor="middle", size=17, fill="#fff",
-                               weight="700") if w > 56 else _text(centre + w / 2 + 6, y + 21,
-                                                                   fmt(step.figure.value), size=17, weight="700"))
-        elif step.figure.status == "empty":
-            parts.append(_text(centre, y + 21, "—", anchor="middle", size=15, fill=MUTED))
-        else:
-            parts.append(f'<rect x="{centre - 30:.1f}" y="{y}" width="60" height="{row - 14}" rx="4" '
-                         f'fill="url(#hatch-funnel)" stroke="{HIDDEN}"/>')
-        parts.append(_text(4, y + 21, _clip(step.label, 18), size=14, weight="600"))
+        label = _text(0, y + 15, step.label, size=15, weight="600")
         if step.rate is not None:
             rate = pct(step.rate.value) if step.rate.value is not None else "—"
-            parts.append(_text(width - 4, y + 21, rate, anchor="end", size=15, fill=MUTED, weight="600"))
+            label = label[:-7] + f'<tspan fill="{MUTED}" font-weight="normal">  {escape(rate)}</tspan></text>'
+        parts.append(label)
+        bar_y = y + 22
+        if step.figure.value is not None:
+            w = max(max_width * step.figure.value / first, 3)
+            parts.append(f'<rect x="0" y="{bar_y}" width="{w:.1f}" height="26" rx="4" fill="{shade}"/>')
+            parts.append(_text(w - 8, bar_y + 19, fmt(step.figure.value), anchor="end", size=16, fill="#fff",
+                               weight="700") if w > 60 else _text(w + 6, bar_y + 19, fmt(step.figure.value),
+                                                                  size=16, weight="700"))
+        elif step.figure.status == "empty":
+            parts.append(_text(4, bar_y + 19, "—", size=16, fill=MUTED))
+        else:
+            parts.append(f'<rect x="0" y="{bar_y}" width="60" height="26" rx="4" fill="url(#hatch-funnel)" '
+                         f'stroke="{HIDDEN}"/>')
+            parts.append(_text(68, bar_y + 19, step.note, size=13, fill=MUTED))
     return _svg(width, height, title, "".join(parts), "funnel")
 
 
@@ -149,7 +151,7 @@ def line(points: Sequence[Point], fmt: Format, title: str, *, width: int = 560, 
     every = max(1, math.ceil(n / 7))
     for i, point in enumerate(points):
         x = left + (step * i if n > 1 else plot_w / 2)
-        if i % every == 0 or i == n - 1:
+        if (n - 1 - i) % every == 0:
             parts.append(_text(x, height - 12, point.short, anchor="middle", size=13, fill=MUTED))
         if point.figure.value is None:
             if segments[-1]:
@@ -210,7 +212,7 @@ def commune_map(places: Sequence[Place], fmt: Format, title: str, legend: str, h
     placed beside their point where they overlap no other name."""
     if not places:
         return _svg(width, 40, title, _text(8, 24, title, fill=MUTED), "commune-map")
-    side, top, foot = 118, 34, 46
+    side, top, foot = 96, 30, 46
     lat0 = sum(p.lat for p in places) / len(places)
     kx = math.cos(math.radians(lat0))
     xs = [p.lon * kx for p in places]
@@ -265,7 +267,9 @@ def commune_map(places: Sequence[Place], fmt: Format, title: str, legend: str, h
                 break
         else:
             if figure.value:  # a figure is always named, even over another name
-                labels.append(_text(x + r + 3, y + 4, text, size=size, weight="700"))
+                right = x + r + 3 + w <= width
+                labels.append(_text(x + r + 3 if right else x - r - 3, y + 4, text, size=size,
+                                    anchor="start" if right else "end", weight="700"))
     parts.extend(circles)
     parts.extend(labels)
     bar = 5.0 / 111.32 * scale  # 5 km

@@ -56,11 +56,11 @@ def _charts(d: stats.Dashboard, names: lb.Names) -> dict[str, Markup]:
         [charts.Bar(names.section(r.key), r["exchanged"], hidden.get(r["exchanged"].status, ""))
          for r in section_rows],
         lambda v: lb.tonnes(v) + " t", str(_l("Tonnes exchanged by NAF section of the firm giving")),
-        color=charts.BLUE, pattern_id="h-sec", label_width=260)
+        color=charts.BLUE, pattern_id="h-sec", label_width=270)
     steps = [charts.Step(str(lb.LEVEL_LABELS[s.key]), s.figure, s.rate,
                          hidden.get(s.rate.status, "") if s.rate is not None else "")
              for s in d.funnel]
-    funnel = charts.funnel(steps, lb.integer, lambda v: lb.percent(v) + " " + str(_l("of previous step")),
+    funnel = charts.funnel(steps, lb.integer, lambda v: lb.percent(v) + " " + str(_l("of the previous step")),
                            str(_l("From match to recurring exchange")))
     line = charts.line(
         [charts.Point(r.key, names.month(r.key, short=True), r["exchanged"]) for r in d.months],
