@@ -97,7 +97,7 @@ def _operation(meta: Mapping[str, Any], path_params: list[dict[str, Any]]) -> di
         if status in meta["headers"]:
             response["headers"] = meta["headers"][status]
         responses[str(status)] = response
-    errors = set(meta["errors"])
+    errors = set(meta["errors"]) | {500}
     if meta["body"] is not None:
         errors |= {400, 413, 415, 422}
     if meta["query"] is not None:

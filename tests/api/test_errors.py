@@ -147,3 +147,15 @@ def test_no_body_makes_the_server_fail(api, make_actor, changes) -> None:
     if r.status_code == 201:
         patch = api.patch(f"/api/v1/listings/{r.get_json()['id']}", headers=actor.headers, json=changes)
         assert patch.status_code in (200, 400, 422)
+
+
+def test_an_unexpected_failure_is_a_bare_500_problem(api, make_actor, monkeypatch) -> None:
+    from matchmaking.services import queries
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(queries, "published_listings", broken)
+    r = api.get("/api/v1/listings", headers=make_actor().headers)
+    assert r.status_code == 500
+    assert "secret internals" not in r.data.decode() and "Traceback" not in r.data.decode()
