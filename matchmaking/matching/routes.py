@@ -85,6 +85,8 @@ class Knowledge:
     sector_flows: dict[str, tuple[tuple[str, float], ...]]
     # material concept or "family:<slug>" → ((receiver NACE prefix, strength), …)
     material_sectors: dict[str, tuple[tuple[str, float], ...]]
+    # (generic concept, source NACE prefix) → the concept it stands for in that sector
+    refinements: dict[tuple[str, str], str]
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -124,6 +126,10 @@ def _knowledge(directory: Path) -> Knowledge:
         receivers.setdefault(row["material"].strip(), []).append(
             (row["receiver_nace"].strip(), strength_value(row["strength"]))
         )
+    refinements = {
+        (row["concept"].strip(), row["source_nace"].strip()): row["refined"].strip()
+        for row in _read(directory / "source_refinements.csv")
+    }
     return Knowledge(
         routes=routes,
         by_material={k: tuple(v) for k, v in by_material.items()},
@@ -131,6 +137,7 @@ def _knowledge(directory: Path) -> Knowledge:
         use_labels=use_labels,
         sector_flows={k: tuple(v) for k, v in flows.items()},
         material_sectors={k: tuple(v) for k, v in receivers.items()},
+        refinements=refinements,
     )
 
 
@@ -205,6 +212,26 @@ def uses_of_nace(codes: Iterable[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # Routes of a material, uses of a need
 # --------------------------------------------------------------------------------------------
+
+
+def refine_materials(concepts: Iterable[str], nace_codes: Iterable[str]) -> list[str]:
+    """Generic materials read in the light of the source's sector: "ash" from a sawmill or a paper
+    mill is wood ash, "sludge" from a sewage works is sewage sludge, "marc" from a winery is grape
+    marc (``seed/source_refinements.csv``). The most specific sector prefix wins."""
+    refinements = knowledge().refinements
+    codes = list(nace_codes)
+    out: list[str] = []
+    for cid in concepts:
+        refined = cid
+        best_len = -1
+        for code in codes:
+            for prefix in nace_prefixes(code):
+                found = refinements.get((cid, prefix))
+                if found is not None and len(prefix) > best_len:
+                    refined, best_len = found, len(prefix)
+        if refined not in out:
+            out.append(refined)
+    return out
 
 
 def material_routes(concepts: Iterable[str], families: Iterable[str]) -> dict[str, Route]:

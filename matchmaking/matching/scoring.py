@@ -32,7 +32,15 @@ from numpy.typing import NDArray
 
 from matchmaking.matching import geo, quantities, routes, taxonomy
 from matchmaking.matching.records import NEED, OFFER, Listing
-from matchmaking.matching.text import MATERIAL, Analysis, analyse, split_origin, vocabulary, weighted_terms
+from matchmaking.matching.text import (
+    MATERIAL,
+    Analysis,
+    analyse,
+    split_origin,
+    split_purpose,
+    vocabulary,
+    weighted_terms,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Weights: the only place they live.
@@ -159,10 +167,16 @@ def _content(
     main_title, aside = split_aside(title)
     # An offer's title often says where the material comes from ("Soil separated during sugar
     # beet washing"): the source is context, not the material, and names no use.
+    # A need's title says what it wants, then what for ("Raw material for a paper manufacturer"):
+    # materials named in the purpose are what the buyer makes, not what it asks for.
     head, origin = (main_title, "") if is_need else split_origin(main_title)
+    purpose = ""
+    if is_need:
+        head, purpose = split_purpose(head)
     title_a = analyse(head)
     aside_a = analyse(aside) if aside else None
     origin_a = analyse(origin) if origin else None
+    purpose_a = analyse(purpose) if purpose else None
     desc = analyse(description) if description else None
     sector = analyse(sector_label) if sector_label else None
 
@@ -181,6 +195,9 @@ def _content(
             tokens_weights[term] = max(tokens_weights.get(term, 0.0), w * factor)
 
     add_terms(title_a, TITLE_WEIGHT)
+    if purpose_a is not None:
+        add_terms(purpose_a, TITLE_WEIGHT)
+        concepts.extend(c for c in purpose_a.concepts if c not in concepts and not is_material(c))
     if desc is not None:
         add_terms(desc, DESCRIPTION_WEIGHT)
         concepts.extend(c for c in desc.concepts if c not in concepts)
@@ -200,9 +217,20 @@ def _content(
     # A buyer that makes zinc, glass fibre or paper names, in its use, the material it takes back.
     products: list[str] = []
     if is_need:
-        for a in (title_a, desc, aside_a):
+        for a in (title_a, purpose_a, desc, aside_a):
             if a is not None:
                 products.extend(c for c in a.embedded if c not in materials and c not in products)
+        if purpose_a is not None:
+            products.extend(
+                c for c in purpose_a.concepts if is_material(c) and c not in materials and c not in products
+            )
+
+    nace = tuple(routes.parse_nace(sector_naf, sector_label))
+    if not is_need and nace:
+        refined = routes.refine_materials(materials, nace)
+        if refined != materials:
+            concepts = [c for c in concepts if c not in materials] + refined
+            materials = refined
 
     # Codes and families.
     codes: list[str] = []
@@ -223,7 +251,6 @@ def _content(
             fam = taxonomy.family_of_code(code)
             if fam and fam not in families:
                 families.append(fam)
-    nace = tuple(routes.parse_nace(sector_naf, sector_label))
 
     # Text vector: words by IDF and concepts, L2-normalised.
     for cid in concepts:

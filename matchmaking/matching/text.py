@@ -318,6 +318,30 @@ STOP_WORDS_EN = frozenset(
 )
 STOP_WORDS = STOP_WORDS_FR | STOP_WORDS_EN
 
+# Ordinary words that look like a near-miss of a vocabulary word ("place" / "placo", "gamme" /
+# "gomme", "cidre" / "cire", "bout" / "boue", "sold" / "solid"): never "corrected".
+COMMON_WORDS = frozenset(
+    """
+    place places lieu lieux mise prix gamme gammes bout bouts cidre cidres port ports pays deux trois
+    quatre cinq cave caves grand grande grands petit petite petits gros grosse lot lots tas sac cours
+    vente achat besoin besoins offre offres propose proposons cherche cherchons recherche donne don
+    gratuit gratuite disponible disponibles enlevement livraison livre livres livree transport
+    regulier reguliere ponctuel ponctuelle hebdomadaire mensuel mensuelle annuel annuelle etat bon
+    bonne neuf neuve propre propres sec seche secs humide humides sale sales trie triee tries triees
+    broye broyes entier entiere entiers partie parties fin fins debut suite type format taille poids
+    volume benne bennes vrac palettise carton conditionne stocke stockee site sites ville region
+    depot atelier ateliers magasin magasins boutique rayon rayons client clients partenaire
+    partenaires collecte tournee tournees collecteur local locale locaux nord sud est ouest centre
+    charente charentes savoie loire marne aube gard nord-pas-de-calais
+    sold sale sell sells sent send tied tie tier tiers part parts party parties grid grids speed
+    speeds make makes made making used uses using use large small big new old clean dry wet mixed
+    whole full half day week month year site sites plant plants yard yards shop shops store stores
+    local area areas city town county north south east west centre center grap pads pad tube tubes
+    produced produces producer activities activity bottled bottling capture captured company
+    companies firm firms group groups supply supplied supplier suppliers customer customers
+    """.split()
+)
+
 _ELISION = re.compile(r"\b(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu)'")
 _SPLIT = re.compile(r"[^a-z0-9]+")
 _HAS_LETTER = re.compile(r"[a-z]")
@@ -487,7 +511,7 @@ class Vocabulary:
         if word in self.abbreviations:
             return self.abbreviations[word]
         token = stem(word)
-        if token in self.known_tokens or len(word) < 4 or word.isdigit():
+        if token in self.known_tokens or len(word) < 4 or word.isdigit() or word in COMMON_WORDS:
             return (token,)
         max_edits = 1 if len(word) < 9 else 2
         # Best by indel ratio (prefers a dropped or added letter), then bounded by the
@@ -498,6 +522,10 @@ class Vocabulary:
         candidate = found[0]
         # A typo rarely changes the first letter; demanding it avoids "drain" → "grain".
         if candidate[0] != word[0] or OSA.distance(word, candidate) > max_edits:
+            return (token,)
+        # In a short word a changed letter makes another word more often than a typo ("gamme",
+        # "gomme"); a dropped, doubled or swapped letter stays a typo ("aire", "air").
+        if len(word) <= 5 and len(candidate) == len(word) and sorted(candidate) != sorted(word):
             return (token,)
         return (stem(candidate),)
 
@@ -594,6 +622,25 @@ def split_origin(text: str) -> tuple[str, str]:
     origin = rest[: end.start()] if end else rest
     tail = rest[end.start() :] if end else ""
     return (head + " " + tail.lstrip(",;: ")).strip(), origin.strip()
+
+
+_PURPOSE_MARKER = re.compile(r"\b(?:for|pour)\b", re.IGNORECASE)
+
+
+def split_purpose(text: str) -> tuple[str, str]:
+    """(what a buyer wants, what for): ("Raw material", "cement production"), ("Aliment", "les vaches").
+
+    The part after the first "for"/"pour" names the buyer's use or business: a material named
+    there is what the buyer makes ("for a paper manufacturer"), not what it asks for. Text without
+    a marker, or with nothing before it, is returned whole as the want.
+    """
+    m = _PURPOSE_MARKER.search(text)
+    if m is None:
+        return text, ""
+    want = text[: m.start()].strip(" ,;-")
+    if not _HAS_LETTER.search(fold(want)):
+        return text, ""
+    return want, text[m.end() :].strip()
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
