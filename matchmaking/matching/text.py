@@ -320,8 +320,7 @@ STOP_WORDS = STOP_WORDS_FR | STOP_WORDS_EN
 
 # Ordinary words that look like a near-miss of a vocabulary word ("place" / "placo", "gamme" /
 # "gomme", "cidre" / "cire", "bout" / "boue", "sold" / "solid"): never "corrected".
-COMMON_WORDS = frozenset(
-    """
+_COMMON = """
     place places lieu lieux mise prix gamme gammes bout bouts cidre cidres port ports pays deux trois
     quatre cinq cave caves grand grande grands petit petite petits gros grosse lot lots tas sac cours
     vente achat besoin besoins offre offres propose proposons cherche cherchons recherche donne don
@@ -332,15 +331,15 @@ COMMON_WORDS = frozenset(
     volume benne bennes vrac palettise carton conditionne stocke stockee site sites ville region
     depot atelier ateliers magasin magasins boutique rayon rayons client clients partenaire
     partenaires collecte tournee tournees collecteur local locale locaux nord sud est ouest centre
-    charente charentes savoie loire marne aube gard nord-pas-de-calais
+    charente charentes savoie loire marne aube gard
     sold sale sell sells sent send tied tie tier tiers part parts party parties grid grids speed
     speeds make makes made making used uses using use large small big new old clean dry wet mixed
     whole full half day week month year site sites plant plants yard yards shop shops store stores
-    local area areas city town county north south east west centre center grap pads pad tube tubes
+    local area areas city town county north south east west centre center pads pad tube tubes
     produced produces producer activities activity bottled bottling capture captured company
     companies firm firms group groups supply supplied supplier suppliers customer customers
-    """.split()
-)
+"""
+COMMON_WORDS = frozenset(_COMMON.split())
 
 _ELISION = re.compile(r"\b(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu)'")
 _SPLIT = re.compile(r"[^a-z0-9]+")
