@@ -30,7 +30,9 @@ DESCRIPTION = (
     "`POST /api/v1/auth/token`). Errors are `application/problem+json` (RFC 9457); validation errors "
     "carry `errors: {field: message}`. Messages follow `Accept-Language` (French by default).\n\n"
     "An anonymous listing of another firm shows no firm, no exact location (its commune; distances "
-    "are computed from the commune centroid) and no price until both firms accept a match."
+    "are computed from the commune centroid) and no price until both firms accept a match. A firm's "
+    "contact details appear only after such an acceptance. CCMA facilitators and administrators see "
+    "listings in full; analysts see what any firm sees."
 )
 _ARG = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_TYPES = {"int": "integer", "float": "number"}
