@@ -147,12 +147,15 @@ def _forget(session: Any, *args: Any) -> None:
     session.info.pop(PUBLISHED, None)
 
 
+RELAY_MAX_PER_COMMIT = 100  # a bulk import leaves the rest to the sweep instead of holding its request
+
+
 def _after_commit(session: Any) -> None:
     rows = session.info.pop(PUBLISHED, None)
     if rows and has_app_context():
         celery_app = current_app.extensions.get("celery")
         if celery_app is not None:
-            publish(celery_app, rows)
+            publish(celery_app, rows[:RELAY_MAX_PER_COMMIT])
 
 
 def publish(celery_app: Celery, rows: list[tuple[int, str]]) -> int:

@@ -97,7 +97,9 @@ def on_decision(session: Session, event: OutboxEvent) -> str:
     else:
         actor_firm = match.offer.firm_id if side == "offer" else match.need.firm_id
         firm_ids = {match.offer.firm_id, match.need.firm_id} - {actor_firm}
-        kind, key = f"match.{decision}", f"match.decision:{match.id}:{side}:{decision}"
+        # One side accepting is, for the other, the same news as interest: both must accept.
+        kind = "match.declined" if decision == "declined" else "match.interested"
+        key = f"match.decision:{match.id}:{side}:{decision}"
     users = recipients(session, firm_ids)
     made = [n for user in users if (n := _notify(session, user, match, kind, key)) is not None]
     _queue_webhooks(session, made)

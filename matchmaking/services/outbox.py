@@ -121,7 +121,7 @@ def to_publish(
     *,
     grace_s: float = 10.0,
     republish_s: float = 600.0,
-    limit: int = 1000,
+    limit: int = 5000,
 ) -> list[OutboxEvent]:
     """What the sweep should hand to the broker: due, not held by a worker, and neither just
     relayed after its commit (younger than `grace_s`) nor published by a sweep less than
