@@ -381,8 +381,13 @@ def offer_sector_features(
             by_source[key] = max(by_source.get(key, 0.0), value)
     by_material = spread(material_receivers(concepts, families).items())
     if by_source and by_material:
+        # A flow to a group ("01.4") holds for each of its classes ("01.42"): each reading of a
+        # key is its own value or the value of a coarser key it falls in.
+        def reading(values: dict[str, float], key: str) -> float:
+            return max((values.get(p, 0.0) for p in nace_prefixes(key)), default=0.0)
+
         keys = set(by_source) | set(by_material)
-        merged = {k: (by_source.get(k, 0.0) + by_material.get(k, 0.0)) / 2.0 for k in keys}
+        merged = {k: (reading(by_source, k) + reading(by_material, k)) / 2.0 for k in keys}
     else:
         merged = by_source or by_material
     return {"n:" + k: v for k, v in merged.items() if v > 0.0}

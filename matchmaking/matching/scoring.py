@@ -88,8 +88,8 @@ ORIGIN_WEIGHT = 0.3
 # Material proximity levels.
 LEVEL_EXACT = 1.0
 LEVEL_PARENT = 0.8  # one material is a kind of the other (sawdust, wood residue)
-LEVEL_SIBLING = 0.25  # two kinds of the same material (sawdust, shavings)
-LEVEL_FAMILY = 0.2  # the same material family only (spent grain, whey)
+LEVEL_SIBLING = 0.1  # two kinds of the same material (sawdust, shavings)
+LEVEL_FAMILY = 0.05  # the same material family only (spent grain, whey)
 LEVEL_PRODUCT = 0.8  # a need names the material only as what it makes ("zinc production")
 OFFER_DECLARED_USE = 0.8  # an offer that names a use ("pour méthanisation") opens that route
 
