@@ -1065,13 +1065,15 @@ def sort_rows(rows: list[Breakdown], measure: str) -> list[Breakdown]:
     return sorted(rows, key=key)
 
 
-def dashboard(session: Any, period: Period, filters: Filters, today: date | None = None) -> Dashboard:
-    """Every figure of the statistics page for a period and filters, each shown or withheld."""
+def dashboard(session: Any, period: Period, filters: Filters, today: date | None = None,
+              precomputed: Tables | None = None) -> Dashboard:
+    """Every figure of the statistics page for a period and filters, each shown or withheld.
+    `precomputed` skips reading the database again (tests asking for thousands of views)."""
     from sqlalchemy import select
 
     from ..models import Commune, MaterialFamily
 
-    t = tables(session, today)
+    t = precomputed or tables(session, today)
     m = method()
     category_of = {slug: code for slug, code in session.execute(select(MaterialFamily.slug,
                                                                        MaterialFamily.ewc_stat_code))}
