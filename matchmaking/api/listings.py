@@ -19,6 +19,7 @@ ID = "<int(max=2147483647):listing_id>"  # beyond the database's integer range: 
 
 
 SUGGEST_MIN_SCORE = 0.2
+SUGGEST_MARGIN = 0.02  # closer than this, two codes are a tie
 
 
 def suggest_code(data: dict[str, Any]) -> None:
@@ -34,7 +35,7 @@ def suggest_code(data: dict[str, Any]) -> None:
         data["material_family"] = result["material_family"]
     if not ranked or ranked[0]["score"] < SUGGEST_MIN_SCORE:
         return
-    if len(ranked) > 1 and ranked[1]["score"] >= ranked[0]["score"]:
+    if len(ranked) > 1 and ranked[1]["score"] > ranked[0]["score"] - SUGGEST_MARGIN:
         return
     low = db.session.get(LowCode, ranked[0]["code"])
     if low is not None and low.family_slug in (None, data.get("material_family")):

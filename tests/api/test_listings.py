@@ -9,17 +9,37 @@ OFFER = {"kind": "offer", "title": "Chutes de chambres à air", "description": "
          "quantity": 15, "unit": "kg", "frequency": "monthly"}
 
 
-def test_a_listing_is_stored_with_its_derived_fields_and_a_suggested_code(api, session, make_actor) -> None:
+def _classifier(monkeypatch, *scored: tuple[str, float], family: str = "rubber") -> None:
+    from matchmaking.services import matching
+
+    suggestions = [{"code": code, "label_fr": "", "label_en": "", "hazardous": False, "score": score}
+                   for code, score in scored]
+    monkeypatch.setattr(matching, "classify", lambda text, k=5: {"suggestions": suggestions,
+                                                                  "material_family": family})
+
+
+def test_a_listing_is_stored_with_its_derived_fields(api, session, make_actor) -> None:
     actor = make_actor()
     r = api.post("/api/v1/listings", headers=actor.headers, json=OFFER)
     assert r.status_code == 201
     body = r.get_json()
     assert r.headers["Location"].endswith(f"/api/v1/listings/{body['id']}")
     assert body["status"] == "published" and body["mine"] is True and body["identity_hidden"] is False
-    assert body["low_code"] == "16 01 03" and body["material_family"] == "rubber" and body["hazardous"] is False
+    assert body["material_family"] == "rubber" and body["hazardous"] is False
     assert body["annual_tonnes"] == 0.18
     assert body["location"]["commune_insee"] == actor.firm.main_site.commune_insee
     assert session.scalar(select(OutboxEvent).where(OutboxEvent.kind == "listing.changed"))
+
+
+def test_a_code_is_suggested_when_one_stands_out_and_never_on_a_tie(api, make_actor, monkeypatch) -> None:
+    actor = make_actor()
+    _classifier(monkeypatch, ("16 01 03", 0.6), ("19 12 04", 0.3))
+    assert api.post("/api/v1/listings", headers=actor.headers, json=OFFER).get_json()["low_code"] == "16 01 03"
+    _classifier(monkeypatch, ("19 12 04", 0.601), ("16 01 03", 0.6))
+    body = api.post("/api/v1/listings", headers=actor.headers, json=OFFER).get_json()
+    assert body["low_code"] is None and body["material_family"] == "rubber"
+    _classifier(monkeypatch, ("16 01 03", 0.1))
+    assert api.post("/api/v1/listings", headers=actor.headers, json=OFFER).get_json()["low_code"] is None
 
 
 def test_a_given_code_wins_and_drafts_stay_unpublished(api, make_actor) -> None:
