@@ -18,7 +18,7 @@ from ..models import User, UserSession
 from ..services import accounts
 from ..services.errors import ValidationError
 from . import bp
-from .common import back, commune_fields, form_page, form_values, invalid, safe_next, signed_in
+from .common import back, commune_fields, form_page, form_values, home_url, invalid, safe_next, signed_in
 
 
 class Account:
@@ -73,7 +73,7 @@ def load_user_early() -> None:
     # Per-request values must not survive in an application context shared by several requests
     # (tests, CLI); then resolve the user before the view runs, so that the last_seen_at write
     # is committed on its own.
-    for name in ("_login_user", "audience", "drop_login_cookie", "csrf_token", "csrf_valid"):
+    for name in ("_login_user", "audience", "drop_login_cookie", "csrf_token", "csrf_valid", "_flask_babel"):
         g.pop(name, None)
     _ = current_user.is_authenticated
 
@@ -122,14 +122,14 @@ def sign_in() -> Any:
     next_url = request.values.get("next") or ""
     if request.method == "GET":
         if current_user.is_authenticated:
-            return redirect(safe_next(next_url, url_for("web.dashboard")))
+            return redirect(safe_next(next_url, home_url(current_user.user)))
         return render_template("auth/sign_in.html", values={"next": next_url}, errors={})
     values = form_values()
     try:
         user = accounts.sign_in(db.session, request.form.get("email"), request.form.get("password"))
     except ValidationError as exc:
         return invalid("auth/sign_in.html", exc, values)
-    return _start(redirect(safe_next(next_url, url_for("web.dashboard"))), user)
+    return _start(redirect(safe_next(next_url, home_url(user))), user)
 
 
 @bp.post("/sign-out")
@@ -202,7 +202,7 @@ def reset_password(token: str) -> Any:
         return invalid("auth/reset.html", exc, {}, expired=False)
     db.session.commit()
     flash(_l("Your password is changed. You are signed in."), "success")
-    return _start(redirect(url_for("web.dashboard")), user)
+    return _start(redirect(home_url(user)), user)
 
 
 @bp.route("/account", methods=["GET", "POST"])

@@ -7,13 +7,13 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db
-from ..models import Firm, User
+from ..models import Firm, Role, User
 from ..services import visibility
 from ..services.errors import ValidationError
 
@@ -41,6 +41,23 @@ def audience() -> visibility.Audience:
     return cast(visibility.Audience, g.audience)
 
 
+STAFF_ROLES = frozenset({Role.facilitator, Role.analyst, Role.admin})
+
+
+def staff_home() -> str | None:
+    """The CCMA workspace's address, when the app has one."""
+    return url_for("staff.home") if "staff.home" in current_app.view_functions else None
+
+
+def home_url(account: User | None) -> str:
+    """Where a user starts: a firm's space, the CCMA workspace for staff, else the listings."""
+    if account is not None and account.firm is not None:
+        return url_for("web.dashboard")
+    if account is not None and account.role in STAFF_ROLES and staff_home():
+        return str(staff_home())
+    return url_for("web.index")
+
+
 def firm_required(view: F) -> F:
     """Signed in, and a member of a firm (staff without a firm have no listings to manage)."""
 
@@ -50,7 +67,7 @@ def firm_required(view: F) -> F:
             return redirect(url_for("web.sign_in", next=request.full_path.rstrip("?")))
         if current_user.user.firm is None:
             flash(_l("This page is for firms' accounts."), "info")
-            return redirect(url_for("web.index"))
+            return redirect(home_url(current_user.user))
         return view(*args, **kwargs)
 
     return cast(F, wrapped)

@@ -51,7 +51,8 @@ def explanation(data: Mapping[str, Any] | None) -> scoring.Explanation | None:
         return None
 
 
-def phrase(data: Mapping[str, Any] | None, lang: str, distance_km: float | None = None) -> str:
+def phrase(data: Mapping[str, Any] | None, lang: str, distance_km: float | None = None, *,
+           without_distance: bool = False) -> str:
     """A line such as "même famille : caoutchouc · 12 km · couvre 80 % de votre besoin annuel".
 
     Built from the dict as the viewer may see it (an anonymous listing's distance is already the
@@ -62,6 +63,8 @@ def phrase(data: Mapping[str, Any] | None, lang: str, distance_km: float | None 
         return ""
     if distance_km is not None:
         expl.distance_km = distance_km
+    if without_distance:
+        expl.distance_km = None
     try:
         return scoring.describe(expl, "fr" if lang == "fr" else "en")
     except (KeyError, TypeError, ValueError):

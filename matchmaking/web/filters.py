@@ -50,6 +50,8 @@ def site_options(firm: Any) -> list[tuple[str, str]]:
 def km(value: float | None) -> str:
     if value is None:
         return ""
+    if value < 1:
+        return "< 1 km"
     return str(format_decimal(round(value), format="#,##0")) + " km" if value >= 10 \
         else str(format_decimal(value, format="0.#")) + " km"
 

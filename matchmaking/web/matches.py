@@ -97,7 +97,17 @@ def _match(match_id: int) -> Match:
 @bp.get("/matches/<int:match_id>")
 @firm_required
 def match_detail(match_id: int) -> str:
-    return _detail(_match(match_id), {}, {})
+    match = _match(match_id)
+    viewer = user()
+    assert viewer is not None
+    # Seeing the match is reading what was said about it: its notices stop counting as unread.
+    unread = db.session.scalars(select(Notification.id).where(
+        Notification.user_id == viewer.id, Notification.match_id == match.id, Notification.read_at.is_(None)))
+    ids = list(unread)
+    if ids:
+        notification_service.mark_read(db.session, viewer, ids)
+        db.session.commit()
+    return _detail(match, {}, {})
 
 
 def _detail(match: Match, values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> Any:

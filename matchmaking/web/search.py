@@ -87,6 +87,7 @@ def _hits(q: str, kind: str | None, family: str | None, lat: float, lon: float, 
         data = seen.explanation(hit.explanation, hit.listing, distance)
         out.append({
             "view": view, "score": hit.score, "distance_km": distance,
-            "phrase": explain.phrase(data, lang, distance), "match_id": paired.get(hit.listing.id),
+            # The distance has its own place on the result; the phrase says why the material fits.
+            "phrase": explain.phrase(data, lang, without_distance=True), "match_id": paired.get(hit.listing.id),
         })
     return out

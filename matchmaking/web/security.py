@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, jsonify, render_template, request
+from flask import abort, current_app, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
@@ -26,6 +26,9 @@ def protect_forms() -> None:
     # The JSON API authenticates with bearer tokens, which a foreign page cannot send.
     if not _is_api():
         csrf.protect(apply_exemptions=True)
+        # No form of ours takes control characters such as NUL, which PostgreSQL refuses in text.
+        if any("\x00" in value for values in (request.args, request.form) for value in values.values()):
+            abort(400)
 
 
 def tile_origin(template: str) -> str | None:

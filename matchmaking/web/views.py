@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from ..extensions import db
 from ..models import Commune, Kind, Listing, ListingStatus, Notification, Site
 from . import bp
-from .common import audience, firm_required, my_firm, user
+from .common import audience, firm_required, home_url, my_firm, staff_home, user
 from .matches import inbox_matches
 
 PAGE_SIZE = 30
@@ -82,6 +82,11 @@ def communes() -> Response:
         return jsonify([])
     rows = db.session.scalars(select(Commune).where(Commune.postal_codes.contains(code)).order_by(Commune.name))
     return jsonify([{"insee": c.insee, "name": c.name} for c in rows if code in c.postal_codes.split()])
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    return {"home_url": home_url, "staff_home": staff_home}
 
 
 @bp.app_context_processor

@@ -33,7 +33,8 @@ SELLER_EMAIL = "cycles.avaloirs@example.fr"  # the demo bike shop
 BUYER_EMAIL = "atelier@patins-du-maine.example.fr"
 BUYER_PASSWORD = "patins anti-glisse 53"
 
-pytestmark = pytest.mark.browser
+# Its server runs on a scratch SQLite file whatever the suite's database: the PostgreSQL pass skips it.
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 
 def _browser_or_skip() -> Any:

@@ -199,3 +199,24 @@ def test_a_new_site_is_placed_at_its_commune(client, session) -> None:
     assert response.status_code == 302
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(Site).where(Site.name == "Dépôt")) == 1
+
+
+def test_staff_without_a_firm_start_from_the_ccma_workspace(client, session) -> None:
+    staff = make_user(session, role="facilitator")
+    session.commit()
+    response = post(client, "/sign-in", {"email": staff.email, "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/staff/")
+    response = client.get("/listings")
+    assert response.status_code == 302 and "/staff/" in response.headers["Location"]
+
+
+def test_the_pages_exist_in_english(client, session) -> None:
+    user = make_user(session, make_firm(session))
+    session.commit()
+    sign_in(client, user)
+    client.get("/my?lang=en")
+    for path, words in (("/my", "I look for a material"), ("/listings/new", "What material?"),
+                        ("/search", "Search the territory"), ("/matches", "My matches"),
+                        ("/listings/import", "Import listings"), ("/firm", "Sites")):
+        html = text(client.get(path))
+        assert 'lang="en"' in html and words in html, path

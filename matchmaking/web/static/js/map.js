@@ -18,7 +18,10 @@
   var points = [];
   if (!isNaN(lat) && !isNaN(lon)) {
     points.push([lat, lon]);
-    L.marker([lat, lon], { icon: icon("here"), title: el.getAttribute("data-here") || "", keyboard: false }).addTo(map);
+    L.marker([lat, lon], { icon: L.divIcon({ className: "", html: '<div class="map-here"></div>', iconSize: [18, 18],
+                                             iconAnchor: [9, 9] }),
+                           title: el.getAttribute("data-here") || "", keyboard: false, zIndexOffset: 1000 })
+      .bindTooltip(el.getAttribute("data-here") || "").addTo(map);
     var radius = parseFloat(el.getAttribute("data-radius-km"));
     if (radius > 0) {
       L.circle([lat, lon], { radius: radius * 1000, color: "#1f6f4a", weight: 1, fillOpacity: 0.04 }).addTo(map);
