@@ -168,6 +168,25 @@ _HAZARD_WORDS = frozenset(
 )
 
 
+@functools.cache
+def _concept_codes(directory: Path) -> dict[str, tuple[tuple[str, float], ...]]:
+    out: dict[str, list[tuple[str, float]]] = {}
+    path = directory / "concept_codes.csv"
+    if path.exists():
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                code = normalise_code(row["code"])
+                if code:
+                    out.setdefault(row["concept"].strip(), []).append((code, float(row["weight"])))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def concept_codes() -> dict[str, tuple[tuple[str, float], ...]]:
+    """The codes a French firm uses for each material concept (``seed/concept_codes.csv``):
+    lactosérum → 02 05 01, palettes → 15 01 03, ferraille → 17 04 05 / 19 12 02 …, weighted."""
+    return _concept_codes(seed_dir())
+
+
 @dataclass(frozen=True, slots=True)
 class CodeSuggestion:
     codes: list[tuple[str, float]]  # up to k (code, score in [0, 1]), best first
@@ -179,11 +198,23 @@ class CodeSuggester:
 
     Each entry is indexed by the words and concepts of its French and English labels; a query is
     compared by cosine similarity, and entries of the family the query's materials belong to get a
-    bonus (the label wording often names the source, the family names the material).
+    bonus (the label wording often names the source, the family names the material). Labels alone
+    cannot tell "lactosérum" (02 05 01, dairy) from a dozen entries that all read "matières impropres
+    à la consommation", so when the text names a material with known codes (``concept_codes``),
+    those codes lead: ``score = (1 − w) × label_share × label score + w × preference`` with
+    ``w = preference_weight``; a preferred entry passes one whose label merely repeats the words
+    ("ferraille" → 17 04 05 before 20 01 40 "métaux", "verre" → 20 01 02 before 19 12 05), and the
+    label score still orders the rest. A concept without
+    preferred codes borrows those of its nearest ancestor, weaker; the text's first material counts
+    most.
     """
 
     family_bonus = 0.25
     hazardous_factor = 0.92
+    preference_weight = 0.6
+    label_share = 0.9
+    ancestor_factor = 0.8
+    later_material_factor = 0.9
 
     def __init__(self, entries: Iterable[nomenclature.LowEntry]) -> None:
         self.codes: list[str] = []
@@ -215,6 +246,26 @@ class CodeSuggester:
         self._family_ids = {f: i for i, f in enumerate(fam_names)}
         self._entry_family = np.array([self._family_ids.get(f or "", -1) for f in self.families])
         self._hazardous = np.array(self.hazardous, dtype=bool)
+        row_of = {code: i for i, code in enumerate(self.codes)}
+        self._preferred: dict[str, tuple[tuple[int, float], ...]] = {
+            concept: tuple((row_of[code], w) for code, w in codes if code in row_of)
+            for concept, codes in concept_codes().items()
+        }
+
+    def preference(self, materials: Iterable[str]) -> np.ndarray:
+        """Per entry, how much the text's materials prefer it (0 … 1)."""
+        pref = np.zeros(len(self.codes))
+        vocab = vocabulary()
+        for rank, cid in enumerate(materials):
+            factor = self.later_material_factor**rank
+            for key in (cid, *vocab.ancestors(cid)):
+                rows = self._preferred.get(key)
+                if rows:
+                    for row, w in rows:
+                        pref[row] = max(pref[row], w * factor)
+                    break
+                factor *= self.ancestor_factor
+        return pref
 
     def suggest(self, text: str, k: int = 5) -> CodeSuggestion:
         analysis = analyse(text)
@@ -222,7 +273,8 @@ class CodeSuggester:
         family = fams[0] if fams else None
         weights = weighted_terms(analysis.tokens, analysis.concepts, concept_weight=6.0)
         idx = [(self._term_index[t], w) for t, w in weights.items() if t in self._term_index]
-        if not idx and family is None:
+        materials = analysis.materials
+        if not idx and family is None and not materials:
             return CodeSuggestion(codes=[], family=None)
         norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         scores = np.zeros(len(self.codes))
@@ -238,6 +290,11 @@ class CodeSuggester:
             # Without a word about hazard, the non-hazardous twin of a mirror entry comes first.
             scores = scores * np.where(self._hazardous, self.hazardous_factor, 1.0)
         scores = np.minimum(scores, 1.0)
+        if materials:
+            pref = self.preference(materials)
+            if pref.any():
+                w = self.preference_weight
+                scores = (1.0 - w) * self.label_share * scores + w * pref
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.array([], dtype=int)
         top = top[np.argsort(-scores[top], kind="stable")]

@@ -50,3 +50,52 @@ def test_suggester_is_fast() -> None:
     for i in range(50):
         taxonomy.suggest_codes(f"palettes bois cassées lot {i}")
     assert (time.perf_counter() - start) / 50 < 0.02
+
+
+def test_suggester_picks_the_code_a_french_firm_uses() -> None:
+    cases = {
+        "lactosérum": {"02 05 01"},
+        "palettes cassées": {"15 01 03"},
+        "huile de friture usagée": {"20 01 25"},
+        "sciure + copeaux": {"03 01 05"},
+        "ferraille": {"17 04 05", "19 12 02"},
+        "big bags": {"15 01 02", "15 01 05"},
+        "verre": {"20 01 02", "15 01 07", "17 02 02"},
+        "drêches de brasserie": {"02 07 04"},
+        "huiles de vidange": {"13 02 05"},
+    }
+    for query, codes in cases.items():
+        top = taxonomy.suggest_codes(query).codes
+        assert top and top[0][0] in codes, (query, top)
+
+
+def test_inner_tube_offcuts_are_rubber_with_a_clear_first_code() -> None:
+    suggestion = taxonomy.suggest_codes("chutes de chambres à air")
+    assert suggestion.family == "rubber"
+    (first, s1), (_, s2) = suggestion.codes[:2]
+    assert first in {"16 01 03", "19 12 04"}
+    assert s1 >= s2 + 0.2
+
+
+def test_preferred_codes_are_real_entries() -> None:
+    from matchmaking.matching import nomenclature
+    from matchmaking.matching.text import vocabulary
+
+    entries = nomenclature.low_by_code()
+    concepts = vocabulary().concepts
+    for concept, codes in taxonomy.concept_codes().items():
+        assert concept in concepts, concept
+        for code, weight in codes:
+            assert code in entries and 0.0 < weight <= 1.0, (concept, code)
+
+
+def test_suggester_p95_latency() -> None:
+    queries = [f"{w} lot {i}" for i, w in enumerate(["palettes bois cassées", "lactosérum", "ferraille"] * 40)]
+    taxonomy.suggest_codes("warm up")
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        taxonomy.suggest_codes(q)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    assert times[int(0.95 * len(times))] < 0.010
