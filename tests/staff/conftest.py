@@ -20,7 +20,7 @@ PASSWORD = "correct horse battery"
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """An app over its own database: reference data, the fictitious demo territory, its 18 months of
     history. Tests using it only read (or clean up what they add)."""
