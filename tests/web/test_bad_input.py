@@ -9,8 +9,8 @@ from matchmaking.services import decisions, matching
 from tests.factories import make_firm, make_listing, make_user
 from tests.web.conftest import post, sign_in, token
 
-JUNK = ["", "   ", "x" * 5000, "<script>alert(1)</script>", "-1", "0", "1e309", "NaN", "∞", "12,5,3", "😀",
-        "' OR 1=1 --", "2026-02-30", "99/99/9999", "\u202e", "null"]
+JUNK = ["", "x" * 5000, "<script>alert(1)</script>", "-1", "1e309", "NaN", "12,5,3", "😀 ∞ \u202e",
+        "' OR 1=1 --", "2026-02-30"]
 FORMS = {
     "/register": ("firm_name", "firm_siret", "firm_naf_code", "firm_postal_code", "firm_commune", "firm_address",
                   "firm_contact_phone", "user_name", "user_email", "user_password", "user_password_confirm"),
