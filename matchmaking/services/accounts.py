@@ -7,9 +7,7 @@ database reveals no usable cookie and signing out really ends the session on the
 from __future__ import annotations
 
 import hashlib
-import importlib
 import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import MailboxMessage, PasswordReset, Role, User, UserSession, utcnow
+from ..models import PasswordReset, Role, User, UserSession, utcnow
 from . import firms, users
 from . import validation as v
 from .errors import ValidationError
@@ -152,22 +150,10 @@ def sign_in(session: Session, email: object, password: object) -> User:
 
 
 def send_mail(session: Session, *, to: str, subject: str, text: str, key: str) -> None:
-    """Hand an e-mail over for delivery.
+    """Hand an account e-mail to the delivery service (SMTP through the outbox, or the local mailbox)."""
+    from . import delivery
 
-    Until the delivery service offers a send function, the message goes to the local mailbox
-    (MailboxMessage), which the embedded default shows instead of sending.
-    """
-    deliver: Callable[..., Any] | None = None
-    try:
-        deliver = getattr(importlib.import_module(__package__ + ".delivery"), "send_mail", None)
-    except ImportError:
-        deliver = None
-    if deliver is not None:
-        deliver(session, to=to, subject=subject, text=text, key=key)
-        return
-    message_id = f"<{key}.{uuid.uuid4().hex}@matchmaking.local>"
-    session.add(MailboxMessage(message_id=message_id, to=to, subject=subject[:300], text=text))
-    session.flush()
+    delivery.send_mail(session, to=to, subject=subject, text=text, key=key)
 
 
 # --- password reset ----------------------------------------------------------------------------
