@@ -45,8 +45,10 @@ def _kill_a_delivering_child(rig: Any, smtp: SmtpSink, worker: Any) -> int:
     return int(pid)
 
 
-def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_factory: Any, hooks: Any) -> None:
-    smtp = SmtpSink(delay=1.0).start()
+@pytest.mark.parametrize("accepted", [False, True], ids=["before-acceptance", "after-acceptance"])
+def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_factory: Any, hooks: Any,
+                                                accepted: bool) -> None:
+    smtp = SmtpSink(delay=1.0, accept_then_wait=accepted).start()
     try:
         rig = rig_factory(redis_server.url, smtp, hooks)
         worker = rig.worker()
@@ -60,9 +62,11 @@ def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_f
         wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, what="recovery")
         time.sleep(1)
         tally = rig.tally() | {"kills": kills}
-        report("kill -9 worker child", tally)
+        report(f"kill -9 worker child ({'after' if accepted else 'before'} the server kept the message)", tally)
         assert tally["emails_lost"] == 0 and tally["webhooks_lost"] == 0
-        assert tally["emails_doubled"] <= kills and tally["webhooks_doubled"] == 0
+        # Killed after the server kept the message but before the row was marked: the one window
+        # where an e-mail is sent twice (same Message-ID, so the receiving side can drop it).
+        assert tally["emails_doubled"] <= (kills if accepted else 0) and tally["webhooks_doubled"] == 0
         assert tally["failed_rows"] == 0
     finally:
         smtp.stop()

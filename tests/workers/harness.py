@@ -61,9 +61,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 class SmtpSink:
     """A local SMTP server recording each accepted message's Message-ID; can be slow, or down."""
 
-    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
+    def __init__(self, port: int | None = None, delay: float = 0.0, accept_then_wait: bool = False) -> None:
         self.port = port or free_port()
         self.delay = delay
+        # True: the message is kept before the delay, as a server that queued it but whose "250 OK"
+        # never reached the client; a kill in that window leaves a duplicate to count.
+        self.accept_then_wait = accept_then_wait
         self.received: list[tuple[str, str]] = []  # (Message-ID, To)
         self.messages: list[email.message.Message] = []
         self.active_peers: set[int] = set()
@@ -83,12 +86,15 @@ class SmtpSink:
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                if sink.delay:
+                if sink.delay and not sink.accept_then_wait:
                     await asyncio.sleep(sink.delay)
                 message = email.message_from_bytes(envelope.content)
                 with sink.lock:
                     sink.received.append((str(message["Message-ID"]), str(message["To"])))
                     sink.messages.append(message)
+                if sink.delay and sink.accept_then_wait:
+                    await asyncio.sleep(sink.delay)
+                with sink.lock:
                     sink.active_peers.discard(session.peer[1])
                 return "250 OK"
 
