@@ -23,7 +23,8 @@ def viewer() -> User | None:
     user: Any = current_user
     if not getattr(user, "is_authenticated", False):
         return None
-    return user if isinstance(user, User) else db.session.get(User, int(user.get_id()))
+    inner = getattr(user, "user", user)  # the sign-in wrapper keeps the row as .user
+    return inner if isinstance(inner, User) else db.session.get(User, int(user.get_id()))
 
 
 @bp.get("/boite-mail")

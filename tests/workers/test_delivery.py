@@ -191,3 +191,22 @@ def test_mailbox_shows_own_messages_and_all_to_admins(wsession: Any, firms: Any)
     assert [m.to for m in delivery.mailbox_for(wsession, firms["buyer_user"])] == ["achat@elevage.example.fr"]
     assert len(delivery.mailbox_for(wsession, admin)) == 2
     assert delivery.mailbox_for(wsession, None) == []
+
+
+def test_the_mailbox_page_needs_a_signed_in_user(client: Any) -> None:
+    response = client.get("/boite-mail")
+    assert response.status_code in (302, 401, 404)
+    assert b"<pre" not in response.data
+
+
+def test_the_mailbox_page_shows_the_signed_in_users_messages(wsession: Any, firms: Any, client: Any,
+                                                             app: Any) -> None:
+    from matchmaking.services import accounts
+
+    wsession.add(MailboxMessage(message_id="<a>", to="achat@elevage.example.fr", subject="Pour l'acheteur", text="A"))
+    wsession.add(MailboxMessage(message_id="<b>", to="vente@scierie.example.fr", subject="Pour le vendeur", text="B"))
+    secret, _ = accounts.start_session(wsession, firms["buyer_user"])
+    wsession.commit()
+    client.set_cookie(app.config["LOGIN_COOKIE_NAME"], secret)
+    page = client.get("/boite-mail").get_data(as_text=True)
+    assert "Pour l&#39;acheteur" in page and "Pour le vendeur" not in page
