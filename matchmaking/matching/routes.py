@@ -339,19 +339,25 @@ def sector_flows_from(code: str) -> tuple[tuple[str, float], ...]:
 
 def material_receivers(concepts: Iterable[str], families: Iterable[str]) -> dict[str, float]:
     """Receiving sectors (NACE prefix → strength) known to take a material, from
-    ``seed/material_sectors.csv``: its concepts, their ancestors, then its families."""
+    ``seed/material_sectors.csv``: for each concept, its own rows or else those of its nearest
+    ancestor that has some; the families' rows only when no concept has any (a prior is only as
+    good as it is specific: wood ash goes to farms even though ashes in general go to cement)."""
     k = knowledge()
     vocab = vocabulary()
-    keys: list[str] = []
-    for cid in concepts:
-        keys.append(cid)
-        keys.extend(vocab.ancestors(cid))
-    keys.extend("family:" + fam for fam in families if fam)
     best: dict[str, float] = {}
-    for key in keys:
-        for receiver, strength in k.material_sectors.get(key, ()):
-            if strength > best.get(receiver, 0.0):
-                best[receiver] = strength
+    for cid in concepts:
+        for key in (cid, *vocab.ancestors(cid)):
+            rows = k.material_sectors.get(key)
+            if rows:
+                for receiver, strength in rows:
+                    if strength > best.get(receiver, 0.0):
+                        best[receiver] = strength
+                break
+    if not best:
+        for fam in families:
+            for receiver, strength in k.material_sectors.get("family:" + fam, ()):
+                if strength > best.get(receiver, 0.0):
+                    best[receiver] = strength
     return best
 
 
