@@ -14,7 +14,7 @@ import csv
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from matchmaking.matching import nomenclature
@@ -234,21 +234,32 @@ def refine_materials(concepts: Iterable[str], nace_codes: Iterable[str]) -> list
     return out
 
 
+# A route known for the material itself is surer than one inherited from what it is a kind of
+# (organic waste → composting for whey), and surer still than one known only for its family.
+ANCESTOR_ROUTE_FACTOR = 0.85
+FAMILY_ROUTE_FACTOR = 0.7
+
+
 def material_routes(concepts: Iterable[str], families: Iterable[str]) -> dict[str, Route]:
-    """For each use, the strongest route open to a material with these concepts and families."""
+    """For each use, the strongest route open to a material with these concepts and families.
+
+    Routes of a concept's ancestors count at ``ANCESTOR_ROUTE_FACTOR``, routes of its families at
+    ``FAMILY_ROUTE_FACTOR``; a route to a use also opens, weaker, the use's parents.
+    """
     k = knowledge()
     vocab = vocabulary()
-    keys: list[str] = []
+    keys: list[tuple[str, float]] = []
     for cid in concepts:
-        keys.append(cid)
-        keys.extend(vocab.ancestors(cid))
-    keys.extend("family:" + fam for fam in families if fam)
+        keys.append((cid, 1.0))
+        keys.extend((anc, ANCESTOR_ROUTE_FACTOR) for anc in vocab.ancestors(cid))
+    keys.extend(("family:" + fam, FAMILY_ROUTE_FACTOR) for fam in families if fam)
     best: dict[str, Route] = {}
-    for key in keys:
+    for key, factor in keys:
         for route in k.by_material.get(key, ()):
+            strength = route.strength * factor
             current = best.get(route.use)
-            if current is None or route.strength > current.strength:
-                best[route.use] = route
+            if current is None or strength > current.strength:
+                best[route.use] = route if factor == 1.0 else replace(route, strength=strength)
     for use, route in list(best.items()):
         strength = route.strength
         for parent in vocab.ancestors(use):
