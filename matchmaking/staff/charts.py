@@ -253,7 +253,7 @@ def commune_map(places: Sequence[Place], fmt: Format, title: str, legend: str, h
             circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{MUTED}"/>')
         text = place.name + (f" {fmt(figure.value)}" if figure.value else "")
         size = 12.5 if figure.value else 11
-        w, h = len(text) * size * 0.54, size
+        w, h = len(text) * size * (0.62 if figure.value else 0.56), size
         for dx, dy, anchor in ((r + 3, 4, "start"), (-(r + 3), 4, "end"), (0, -(r + 4), "middle"),
                                (0, r + 12, "middle")):
             left = x + dx if anchor == "start" else x + dx - w if anchor == "end" else x + dx - w / 2
