@@ -71,7 +71,7 @@ POWER = {"text": 1.0, "material": P_NORM, "code": P_NORM, "route": P_NORM, "sect
 # Share of the route component that depends on the sector flow between the two firms, and the
 # flow assumed when either firm's sector is unknown (or knows no flows): neither a bonus nor a
 # penalty against firms whose sectors are known.
-ROUTE_SECTOR_SHARE = 0.3
+ROUTE_SECTOR_SHARE = 0.4
 SECTOR_UNKNOWN = 0.5
 
 # Text features: how much each field counts, and the weight of a shared concept next to words.
