@@ -20,6 +20,7 @@ import smtplib
 import socket
 import ssl
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -223,7 +224,9 @@ def send_mail(session: Session, *, to: str, subject: str, text: str, key: str, h
     written straight to the local mailbox.
     """
     settings = Settings.current()
-    msgid = message_id("mail", key, settings)
+    # Unique per call: a key (e.g. a reset id) may come back after rows are deleted; the id is fixed
+    # here, so retries of the same outbox row still share it.
+    msgid = message_id("mail", f"{key}.{uuid.uuid4().hex[:12]}", settings)
     if settings.smtp_host is None:
         _to_mailbox(session, _envelope(to, subject, text, html, msgid, settings))
         return
