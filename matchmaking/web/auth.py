@@ -75,6 +75,8 @@ def load_user_early() -> None:
     # is committed on its own.
     for name in ("_login_user", "audience", "drop_login_cookie", "csrf_token", "csrf_valid", "_flask_babel"):
         g.pop(name, None)
+    if (request.endpoint or "").endswith(".static"):
+        return  # assets need no user: no database round trip for each of them
     _ = current_user.is_authenticated
 
 

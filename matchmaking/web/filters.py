@@ -60,3 +60,15 @@ def km(value: float | None) -> str:
 def zip_km(values: Any) -> list[tuple[str, str]]:
     """Radius choices as (value, "50 km")."""
     return [(str(v), f"{v} km") for v in values]
+
+
+@bp.app_template_filter("groupby_first")
+def groupby_first(items: Any, attribute: str) -> list[tuple[Any, list[Any]]]:
+    """Group items by an attribute path, groups in the order of their first item (Jinja's groupby sorts)."""
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        key = item
+        for part in attribute.split("."):
+            key = getattr(key, part)
+        groups.setdefault(key, []).append(item)
+    return list(groups.items())

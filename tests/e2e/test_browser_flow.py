@@ -193,7 +193,7 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
             offer = db.session.scalar(select(Listing).where(Listing.title == "Chutes de chambres à air"))
             match = db.session.scalar(select(Match).where(Match.need_id == need.id, Match.offer_id == offer.id))
             assert match is not None, "the engine should pair the need with the bike shop's inner tubes"
-            match_id = match.id
+            match_id, need_id = match.id, need.id
 
         # Search: the inner tubes are in the list and on the map (markers even without tiles).
         page.get_by_role("link", name="Rechercher").first.click()
@@ -250,17 +250,18 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "skip"
 
-        _screenshots(browser, base, buyer_ctx, seller_ctx)
+        _screenshots(browser, base, buyer_ctx, need_id)
         browser.close()
     assert not problems, problems
 
 
-def _screenshots(browser: Any, base: str, buyer_ctx: Any, seller_ctx: Any) -> None:
+def _screenshots(browser: Any, base: str, buyer_ctx: Any, need_id: int) -> None:
     """The main pages at 375 px and at desktop width, signed in as the buyer."""
     state = buyer_ctx.storage_state()
     search = "/search?q=chambres+%C3%A0+air&kind=offer&radius_km=50"
     pages = {"home": "/", "register": "/register", "listing-form": "/listings/new?kind=offer",
-             "search": search, "inbox": "/matches", "my-space": "/my", "import": "/listings/import"}
+             "search": search, "inbox": "/matches", "my-space": "/my", "import": "/listings/import",
+             "listing-detail": f"/listings/{need_id}", "firm": "/firm", "notifications": "/notifications"}
     for width_name, viewport in (("375", PHONE), ("desktop", DESKTOP)):
         anonymous = browser.new_context(viewport=viewport, locale="fr-FR")
         signed_in = browser.new_context(viewport=viewport, locale="fr-FR", storage_state=state)
@@ -279,7 +280,7 @@ def _screenshots(browser: Any, base: str, buyer_ctx: Any, seller_ctx: Any) -> No
             page.close()
         match_link = signed_in.new_page()
         match_link.goto(base + "/matches")
-        match_link.locator(".inbox h2 a").first.click()
+        match_link.locator(".inbox h3 a").first.click()
         _shoot(match_link, f"match-detail-{width_name}")
         anonymous.close()
         signed_in.close()
