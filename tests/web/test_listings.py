@@ -30,6 +30,7 @@ def test_declaring_an_offer_publishes_it_and_tells_the_engine(client, session) -
     assert session.scalar(select(func.count()).select_from(OutboxEvent)) >= 1
     page = text(client.get(response.headers["Location"]))
     assert "Chutes de chambres à air" in page and "16 01 03" in page
+    assert listing.family.label_fr in page and listing.family.label_en not in page
 
 
 def test_a_draft_is_not_published(client, session) -> None:
