@@ -189,8 +189,6 @@ def notice_text(notification: Notification) -> str:
     payload = notification.payload or {}
     template = NOTICE_TEXT.get(notification.kind)
     other = str(payload.get("other_title") or "")
-    if payload.get("other_commune"):
-        other += " (" + str(payload["other_commune"]) + ")"
     if template is None:
         return str(payload.get("other_title") or notification.kind)
     return str(template) % {"mine": payload.get("listing_title") or "", "other": other}

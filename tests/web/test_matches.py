@@ -133,6 +133,7 @@ def test_notifications_list_with_unread_count_in_the_header(client, session) -> 
     assert '<span class="count"' in html
     notices = text(client.get("/notifications"))
     assert "Nouvelle mise en relation pour votre annonce « Caoutchouc pour patins de palettes »" in notices
+    assert "Pré-en-Pail-Saint-Samson" in notices
     post(client, "/notifications/read", {}, form_url="/notifications")
     assert '<span class="count"' not in text(client.get("/my"))
 
