@@ -293,7 +293,7 @@ def _content(
             concepts=tuple(concepts),
             surfaces={**desc.surfaces, **title_a.surfaces},
         )
-    elif len(concepts) != len(title_a.concepts):
+    elif tuple(concepts) != title_a.concepts:
         analysis = Analysis(tokens=title_a.tokens, concepts=tuple(concepts), surfaces=dict(title_a.surfaces))
     return _Content(
         analysis=analysis,

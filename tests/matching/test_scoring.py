@@ -83,3 +83,26 @@ def test_closer_is_better() -> None:
 
 def test_unrelated_pair_scores_zero() -> None:
     assert score_pair(offer(title="Batteries au plomb usagées"), need(title="Litière pour volailles"))[0] < 0.05
+
+
+def test_generic_material_is_read_in_the_light_of_the_source_sector() -> None:
+    from matchmaking.matching.scoring import build_profile
+
+    ash = build_profile(Listing(1, "offer", "Boiler ash", sector_label="Sawmill (NACE 16.10)"))
+    assert "wood_ash" in ash.analysis.materials and "use_fertiliser" in ash.uses
+    sludge = build_profile(Listing(2, "offer", "Sludge", sector_label="Sewage works (NACE 37.00)"))
+    assert "sewage_sludge" in sludge.analysis.materials
+
+
+def test_a_route_to_a_finer_use_serves_its_parent() -> None:
+    from matchmaking.matching.scoring import build_profile
+
+    plasterboard = build_profile(Listing(1, "need", "Raw material for plasterboard production"))
+    assert plasterboard.uses["use_plaster"] > plasterboard.uses["use_construction"] > 0
+
+
+def test_sector_flows_favour_the_usual_receiving_industry() -> None:
+    slag = Listing(1, "offer", "Slag", sector_label="Steelworks (NACE 24.10)")
+    cement = Listing(2, "need", "Raw material", sector_label="Cement works (NACE 23.51)")
+    bakery = Listing(3, "need", "Raw material", sector_label="Bakery (NACE 10.71)")
+    assert score_pair(slag, cement)[0] > 0.2 > score_pair(slag, bakery)[0]

@@ -57,3 +57,31 @@ def test_cosine_bounds() -> None:
     assert abs(text.cosine(a, a) - 1.0) < 1e-9
     assert text.cosine(a, {"z": 1.0}) == 0.0
     assert text.cosine({}, a) == 0.0
+
+
+def test_origin_clauses_name_the_source_not_the_material() -> None:
+    assert text.split_origin("Soil separated during sugar beet washing") == ("Soil", "sugar beet washing")
+    assert text.split_origin("Lactosérum issu de la fabrication du Comté")[0] == "Lactosérum"
+    assert text.split_origin("Sludge from the waste water treatment plant, dewatered") == (
+        "Sludge dewatered",
+        "the waste water treatment plant",
+    )
+    assert text.split_origin("Fly ash") == ("Fly ash", "")
+
+
+def test_a_need_says_what_it_wants_then_what_for() -> None:
+    assert text.split_purpose("Raw material for paper manufacturer") == ("Raw material", "paper manufacturer")
+    assert text.split_purpose("Aliment pour les vaches") == ("Aliment", "les vaches")
+    assert text.split_purpose("For cattle feed") == ("For cattle feed", "")
+
+
+def test_materials_named_inside_a_use_are_read_as_products() -> None:
+    assert "zinc_lead" in text.analyse("Raw material for zinc production").embedded
+    assert "glass" in text.analyse("glass fibre production").embedded
+    assert text.analyse("cement production").embedded == ()
+
+
+def test_common_words_are_not_corrected_into_materials() -> None:
+    for word, concept in [("place", "gypsum"), ("gamme", "rubber"), ("cidre", "wax"), ("bout", "sludge")]:
+        assert concept not in text.analyse(word).concepts, word
+    assert "inner_tubes" in text.analyse("chambre a aire").concepts
