@@ -229,6 +229,18 @@ def _content(
                 c for c in purpose_a.concepts if is_material(c) and c not in materials and c not in products
             )
 
+    # Codes.
+    codes: list[str] = []
+    for raw in (low_code, *extra_low_codes):
+        for code in taxonomy.parse_codes(raw):
+            if code not in codes:
+                codes.append(code)
+    if not materials and not is_need:
+        # Words that name no known material: a specific entry of the List of Waste does
+        # (10 02 02 is slag, 02 05 01 whey), read through the codes firms use for each material.
+        materials = taxonomy.materials_of_codes(codes)
+        concepts.extend(c for c in materials if c not in concepts)
+
     nace = tuple(routes.parse_nace(sector_naf, sector_label))
     if not is_need and nace:
         refined = routes.refine_materials(materials, nace)
@@ -236,12 +248,7 @@ def _content(
             concepts = [c for c in concepts if c not in materials] + refined
             materials = refined
 
-    # Codes and families.
-    codes: list[str] = []
-    for raw in (low_code, *extra_low_codes):
-        for code in taxonomy.parse_codes(raw):
-            if code not in codes:
-                codes.append(code)
+    # Families.
     families: list[str] = []
     if family:
         families.append(family)

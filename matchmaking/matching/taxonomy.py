@@ -187,6 +187,31 @@ def concept_codes() -> dict[str, tuple[tuple[str, float], ...]]:
     return _concept_codes(seed_dir())
 
 
+@functools.cache
+def _code_materials(directory: Path) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for concept, codes in _concept_codes(directory).items():
+        for code, weight in codes:
+            if weight >= CODE_MATERIAL_MIN_WEIGHT:
+                out.setdefault(code, []).append(concept)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+# A code says what the material is only where firms use it first for that material.
+CODE_MATERIAL_MIN_WEIGHT = 0.9
+
+
+def materials_of_codes(codes: Iterable[str]) -> list[str]:
+    """Material concepts for which these codes are the usual entries (``concept_codes``)."""
+    table = _code_materials(seed_dir())
+    out: list[str] = []
+    for code in codes:
+        for concept in table.get(code, ()):
+            if concept not in out:
+                out.append(concept)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class CodeSuggestion:
     codes: list[tuple[str, float]]  # up to k (code, score in [0, 1]), best first
