@@ -216,6 +216,8 @@ def _content(
         found = [c for c in extra.concepts if is_material(c)]
         if not materials:
             materials = found
+        elif extra is origin_a:
+            continue  # the source of a named material is not a second material
         concepts.extend(c for c in found if c not in concepts)
     label_uses = tuple(sector.uses) if (sector is not None and is_need) else ()
     # A buyer that makes zinc, glass fibre or paper names, in its use, the material it takes back.
