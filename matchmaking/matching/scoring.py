@@ -3,9 +3,10 @@
 Two groups of components:
 
 * material relevance ``M`` (does this material serve this need?): text similarity, material
-  proximity (shared concepts, parent concepts, same or related family), List-of-Waste code
-  proximity, and valorisation-route fit (a known route from the offer's material to a use the need
-  names or the buyer's sector practises);
+  proximity (the same concept, or one a kind of the other; a material a need names only as what it
+  makes counts less), List-of-Waste code proximity, and valorisation-route fit (a known route from
+  the offer's material to a use the need names or the buyer's sector practises, weighed by how
+  usual the flow is between the two firms' sectors, see ``components_from_blocks``);
 * context ``C`` (is the exchange practical?): distance decay, quantity and rhythm, availability.
 
 ``score = M × (1 − CONTEXT_SHARE + CONTEXT_SHARE × C)``: context can lower a relevant pair but never
