@@ -62,7 +62,10 @@ def seed(demo: bool) -> None:
 
     counts = seeding.load_reference(db.session)
     if demo:
+        from .services import demo_history
+
         counts |= seeding.load_demo(db.session)
+        counts |= demo_history.load_history(db.session)
     db.session.commit()
     for what, n in counts.items():
         click.echo(f"{what}: {n} written")
