@@ -195,18 +195,22 @@ def nace_match(code: str, prefix: str) -> float:
 
 def uses_of_nace(codes: Iterable[str]) -> dict[str, float]:
     """Uses practised by firms of these NACE codes, with an evidence in [0, 1]."""
+    return dict(_uses_of_nace(seed_dir(), tuple(codes)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _uses_of_nace(directory: Path, codes: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
     out: dict[str, float] = {}
-    codes = list(codes)
     if not codes:
-        return out
-    for use, prefixes in knowledge().use_nace.items():
+        return ()
+    for use, prefixes in _knowledge(directory).use_nace.items():
         best = 0.0
         for code in codes:
             for prefix in prefixes:
                 best = max(best, nace_match(code, prefix))
         if best > 0.0:
             out[use] = EVIDENCE_NACE * best
-    return out
+    return tuple(out.items())
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,14 +336,18 @@ def need_sector_features(nace_codes: Iterable[str]) -> dict[str, float]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
 def sector_flows_from(code: str) -> tuple[tuple[str, float], ...]:
     """Receiving sectors (NACE prefix, strength) known to take by-products of sector ``code``.
 
     Flows are read at every level of the source code (a steelworks "24.10" also inherits the
     flows of "24.1" and "24"); the strongest reading of each receiver wins.
     """
-    flows = knowledge().sector_flows
+    return _sector_flows_from(seed_dir(), code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sector_flows_from(directory: Path, code: str) -> tuple[tuple[str, float], ...]:
+    flows = _knowledge(directory).sector_flows
     best: dict[str, float] = {}
     for prefix in nace_prefixes(code):
         for receiver, strength in flows.get(prefix, ()):
@@ -375,6 +383,14 @@ def material_receivers(concepts: Iterable[str], families: Iterable[str]) -> dict
 def offer_sector_features(
     nace_codes: Iterable[str], concepts: Iterable[str] = (), families: Iterable[str] = ()
 ) -> dict[str, float]:
+    """Sector features of an offer (see ``_offer_sector_features``)."""
+    return dict(_offer_sector_features(seed_dir(), tuple(nace_codes), tuple(concepts), tuple(families)))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _offer_sector_features(
+    directory: Path, nace_codes: tuple[str, ...], concepts: tuple[str, ...], families: tuple[str, ...]
+) -> tuple[tuple[str, float], ...]:
     """Sector features of an offer: the sectors its own sector is known to supply, and the
     sectors known to take its material.
 
@@ -407,7 +423,7 @@ def offer_sector_features(
         merged = {k: (reading(by_source, k) + reading(by_material, k)) / 2.0 for k in keys}
     else:
         merged = by_source or by_material
-    return {"n:" + k: v for k, v in merged.items() if v > 0.0}
+    return tuple(("n:" + k, v) for k, v in merged.items() if v > 0.0)
 
 
 def _coarser(prefix: str) -> str:
