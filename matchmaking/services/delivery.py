@@ -1,10 +1,15 @@
 """Delivery of notifications: e-mail (SMTP, or the local mailbox in the embedded default) and
 webhooks signed per the Standard Webhooks specification.
 
-Each delivery is one outbox row. Every effect carries an id derived from that row or its
-notification (Message-ID, webhook-id), so a retry after a crash is a duplicate the receiver can
-recognise. The local mailbox is written in the same transaction that marks the row done, so there
-it is exactly once.
+Each delivery is one outbox row carrying the notices one event owes one recipient: one e-mail
+("your listing X has 6 new matches", the best ten listed) or one webhook call with the list of
+matches. Every effect carries an id derived from that row (Message-ID, webhook-id), so a retry
+after a crash is a duplicate the receiver can recognise. The local mailbox is written in the same
+transaction that marks the row done, so there it is exactly once.
+
+What a message says about the other firm's listing goes through services/visibility.py, as the
+recipient (or, for a webhook, any member of the endpoint's firm) may see it: an anonymous
+listing's firm, exact site and price stay hidden until both firms accept the match.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 import smtplib
 import socket
@@ -29,13 +35,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from flask_babel import force_locale, ngettext
+from flask_babel import force_locale, format_decimal, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Firm, MailboxMessage, Notification, OutboxEvent, Role, User, WebhookEndpoint, utcnow
-from . import outbox, preferences
+from ..models import (
+    Firm,
+    Kind,
+    Listing,
+    MailboxMessage,
+    Match,
+    MatchStatus,
+    Notification,
+    OutboxEvent,
+    Role,
+    User,
+    WebhookEndpoint,
+    utcnow,
+)
+from . import outbox, preferences, visibility
 from . import validation as v
 from .relay import GiveUp, RetryLater
 
@@ -55,6 +74,7 @@ class Settings:
     sender: str = "ne-pas-repondre@example.fr"
     base_url: str = "http://127.0.0.1:5000"
     match_path: str = "/matches/{id}"
+    inbox_path: str = "/matches"
     secret_key: str = ""
     webhook_allow_private: bool = False
     webhook_timeout: float = 10.0
@@ -88,13 +108,21 @@ class Settings:
     def match_url(self, match_id: int | None) -> str:
         return self.base_url + (self.match_path.format(id=match_id) if match_id else "/")
 
+    def inbox_url(self, listing_id: int | None = None) -> str:
+        """The match list, at one listing's group when given (the rest of a capped e-mail)."""
+        return self.base_url + self.inbox_path + (f"#g-{listing_id}" if listing_id else "")
+
 
 def deliver(session: Session, event: OutboxEvent) -> str | None:
     """Carry out one `deliver.*` outbox row; raises RetryLater or GiveUp when it cannot."""
     settings = Settings.current()
     if event.kind == "deliver.email":
-        return deliver_email(session, int(event.payload["notification_id"]), settings)
+        if "notification_ids" in event.payload:
+            return deliver_notices(session, event, settings)
+        return deliver_email(session, int(event.payload["notification_id"]), settings)  # rows queued before grouping
     if event.kind == "deliver.webhook":
+        if "notification_ids" in event.payload:
+            return deliver_webhook_batch(session, event, settings)
         return deliver_webhook(session, int(event.payload["notification_id"]), int(event.payload["endpoint_id"]),
                                settings)
     if event.kind == "deliver.digest":
@@ -114,7 +142,11 @@ SUBJECTS = {
     "match.interested": _l("A firm is interested in a match for “%(title)s”"),
     "match.accepted": _l("Match accepted for “%(title)s”: you can now get in touch"),
     "match.declined": _l("A match for “%(title)s” was declined"),
+    "match.introduced": _l("The exchange's facilitator introduces you to a firm for “%(title)s”"),
 }
+MATCH_KINDS = frozenset({"match.found", "match.improved"})
+EMAIL_MAX_MATCHES = 10  # an instant e-mail lists the best ten; the rest are a link away
+DIGEST_MAX_ITEMS = 30
 
 
 def render(name: str, **context: Any) -> str:
@@ -152,7 +184,8 @@ def _links(user: User, settings: Settings) -> dict[str, str]:
     }
 
 
-def notification_email(notification: Notification, settings: Settings) -> EmailMessage:
+def notification_email(notification: Notification, settings: Settings, msgid: str | None = None) -> EmailMessage:
+    """One notice on its own (a decision, an introduction), from the notice's own payload."""
     user = notification.user
     payload = dict(notification.payload)
     links = _links(user, settings)
@@ -163,11 +196,12 @@ def notification_email(notification: Notification, settings: Settings) -> EmailM
                    "match_url": settings.match_url(notification.match_id), **links}
         text = render("email/notification.txt", **context)
         html = render("email/notification.html", **context)
-    return _envelope(user.email, subject, text, html, message_id("notification", notification.id, settings),
+    return _envelope(user.email, subject, text, html, msgid or message_id("notification", notification.id, settings),
                      settings, links["unsubscribe_url"])
 
 
 def deliver_email(session: Session, notification_id: int, settings: Settings) -> str:
+    """A row of one notice, as queued before deliveries were grouped."""
     notification = session.get(Notification, notification_id)
     if notification is None:
         return "notification deleted"
@@ -179,22 +213,21 @@ def deliver_email(session: Session, notification_id: int, settings: Settings) ->
 
 def digest_email(session: Session, user: User, ids: list[int], mode: str, ident: int, settings: Settings) -> \
         EmailMessage | None:
-    items = list(session.scalars(select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)))
-    if not items:
-        return None
+    """All of a user's notices since the last digest in one e-mail, grouped by their listing."""
+    notices = _notices(session, ids)
     links = _links(user, settings)
     with force_locale(user.locale or "fr"):
+        entries = notice_entries(session, visibility.audience(session, user), notices, settings)
+        if not entries:
+            return None
         if mode == "weekly":
             subject = ngettext("Your weekly summary: %(num)s notice", "Your weekly summary: %(num)s notices",
-                               len(items))
+                               len(entries))
         else:
             subject = ngettext("Your daily summary: %(num)s notice", "Your daily summary: %(num)s notices",
-                               len(items))
-        entries = [{"n": dict(item.payload), "kind": item.kind,
-                    "title": str(SUBJECTS.get(item.kind, SUBJECTS["match.found"])
-                                 % {"title": item.payload.get("listing_title", "")}),
-                    "match_url": settings.match_url(item.match_id)} for item in items]
-        context = {"items": entries, "user": user, "subject": subject, "mode": mode, **links}
+                               len(entries))
+        context = {"user": user, "subject": subject, "mode": mode, **links,
+                   **_listing_groups(entries, DIGEST_MAX_ITEMS, settings, user.locale or "fr")}
         text = render("email/digest.txt", **context)
         html = render("email/digest.html", **context)
     return _envelope(user.email, subject, text, html, message_id("digest", ident, settings), settings,
@@ -207,6 +240,178 @@ def deliver_digest(session: Session, event: OutboxEvent, settings: Settings) -> 
         return "e-mail no longer wanted"
     ids = [int(i) for i in event.payload.get("notification_ids", [])]
     message = digest_email(session, user, ids, str(event.payload.get("mode", "daily")), event.id, settings)
+    if message is None:
+        return "nothing left to tell"
+    return send(session, message, settings)
+
+
+# --- grouped notices: what one event tells one recipient ----------------------------------------
+
+
+@dataclass
+class FirmAudience(visibility.Audience):
+    """What any member of one firm may see: the audience of a webhook, which speaks to the firm."""
+
+    firm: int = 0
+
+    @property
+    def firm_id(self) -> int | None:
+        return self.firm
+
+    @property
+    def sees_all(self) -> bool:
+        return False
+
+
+_KM_PART = re.compile(r"\d+ km")
+
+
+def phrase(explanation: Mapping[str, Any] | None, lang: str, own_kind: Kind) -> str:
+    """The engine's plain-words reason ("même matière : sciure · couvre 80 % …") without its
+    distance (messages give the distance as the recipient may know it, next to it)."""
+    text = str((explanation or {}).get("phrase_fr" if lang == "fr" else "phrase_en") or "")
+    parts = [part for part in text.split(" · ") if part and not _KM_PART.fullmatch(part)]
+    if own_kind is Kind.offer:  # the engine words the share from the buyer's side
+        parts = [part.replace("de votre besoin annuel", "du besoin annuel") for part in parts]
+    return " · ".join(parts)
+
+
+def _notices(session: Session, ids: list[int]) -> list[Notification]:
+    if not ids:
+        return []
+    return list(session.scalars(select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)))
+
+
+def _sides(match: Match, firm_id: int | None) -> tuple[Listing, Listing] | None:
+    """(the firm's own listing, the other one), or None when the firm is no party to the match."""
+    if firm_id is not None and match.offer.firm_id == firm_id:
+        return match.offer, match.need
+    if firm_id is not None and match.need.firm_id == firm_id:
+        return match.need, match.offer
+    return None
+
+
+def notice_entries(session: Session, audience: visibility.Audience, notices: list[Notification],
+                   settings: Settings) -> list[dict[str, Any]]:
+    """The notices as this audience may read them, from the matches as they are now: best score
+    first for new matches, then the other news in order. A match that went stale since is left out;
+    anything about the other firm's listing goes through the audience's visibility rules."""
+    entries: list[dict[str, Any]] = []
+    for notification in notices:
+        match = session.get(Match, notification.match_id) if notification.match_id else None
+        if match is None:
+            continue
+        sides = _sides(match, audience.firm_id)
+        if sides is None:
+            continue
+        if notification.kind in MATCH_KINDS and match.status is MatchStatus.stale:
+            continue
+        own, other = sides
+        view = audience.view(other)
+        entry: dict[str, Any] = {
+            "notification_id": notification.id,
+            "kind": notification.kind,
+            "match_id": match.id,
+            "score": round(match.score, 3),
+            "distance_km": audience.distance_between(own, other),
+            "listing_id": own.id,
+            "listing_title": own.title,
+            "listing_kind": own.kind.value,
+            "other_listing_id": other.id,
+            "other_title": other.title,
+            "other_kind": other.kind.value,
+            "other_commune": view.place.commune,
+            "other_firm_name": view.firm.name if view.firm is not None else None,
+            "other_price_eur_per_unit": view.price_eur_per_unit,
+            "phrase_fr": phrase(match.explanation, "fr", own.kind),
+            "phrase_en": phrase(match.explanation, "en", own.kind),
+            "url": settings.match_url(match.id),
+        }
+        if notification.kind == "match.introduced":
+            entry |= {key: notification.payload.get(key) for key in ("facilitator_name", "message")}
+        entries.append(entry)
+    entries.sort(key=lambda e: (e["kind"] not in MATCH_KINDS, -e["score"] if e["kind"] in MATCH_KINDS else 0,
+                                e["notification_id"]))
+    return entries
+
+
+def _listing_groups(entries: list[dict[str, Any]], cap: int, settings: Settings, lang: str) -> dict[str, Any]:
+    """The first `cap` entries grouped by the recipient's listing (best group first), and a link
+    to the rest: the listing's group in the match list when all are about one listing."""
+    shown = entries[:cap]
+    groups: dict[int, dict[str, Any]] = {}
+    for entry in shown:
+        group = groups.setdefault(entry["listing_id"], {"listing_id": entry["listing_id"],
+                                                        "listing_title": entry["listing_title"], "items": []})
+        headline = ""
+        if entry["kind"] not in MATCH_KINDS:
+            headline = str(SUBJECTS.get(entry["kind"], SUBJECTS["match.found"]) % {"title": entry["listing_title"]})
+        distance = entry["distance_km"]
+        group["items"].append(entry | {
+            "headline": headline,
+            "phrase": entry["phrase_fr" if lang == "fr" else "phrase_en"],
+            # "3,4" near, "27" farther, in the reader's own way of writing numbers
+            "distance_text": None if distance is None else str(format_decimal(
+                round(distance, 1) if distance < 10 else round(distance), format="#,##0.#")),
+        })
+    listing_ids = {entry["listing_id"] for entry in entries}
+    rest = len(entries) - len(shown)
+    return {
+        "groups": list(groups.values()),
+        "one_listing": len(listing_ids) == 1,
+        "rest": rest,
+        "rest_text": ngettext("… and %(num)s more match", "… and %(num)s more matches", rest) if rest else "",
+        "inbox_url": settings.inbox_url(next(iter(listing_ids)) if len(listing_ids) == 1 else None),
+    }
+
+
+def notices_subject(entries: list[dict[str, Any]]) -> str:
+    """"Votre annonce « X » a 6 nouvelles correspondances", or the one partner listing's title."""
+    first = entries[0]
+    if any(entry["kind"] not in MATCH_KINDS for entry in entries):
+        return str(SUBJECTS.get(first["kind"], SUBJECTS["match.found"]) % {"title": first["listing_title"]})
+    listings = {entry["listing_id"] for entry in entries}
+    if len(entries) == 1:
+        if first["kind"] == "match.improved":
+            return str(SUBJECTS["match.improved"] % {"title": first["listing_title"]})
+        return str(gettext("New match for “%(title)s”: “%(other)s”", title=first["listing_title"],
+                           other=first["other_title"]))
+    if len(listings) == 1:
+        return str(ngettext("Your listing “%(title)s” has %(num)s new match",
+                            "Your listing “%(title)s” has %(num)s new matches", len(entries),
+                            title=first["listing_title"]))
+    return str(ngettext("%(num)s new match for your listings", "%(num)s new matches for your listings",
+                        len(entries)))
+
+
+def notices_email(session: Session, user: User, ids: list[int], ident: int, settings: Settings) -> \
+        EmailMessage | None:
+    """The one e-mail of one event for one user: its new matches, best first (ten at most, with a
+    link to the rest), or the one decision or introduction it brings. None if nothing is left."""
+    notices = _notices(session, ids)
+    msgid = message_id("notices", ident, settings)
+    links = _links(user, settings)
+    with force_locale(user.locale or "fr"):
+        entries = notice_entries(session, visibility.audience(session, user), notices, settings)
+        if not entries:
+            return None
+        if len(entries) == 1 and entries[0]["kind"] not in MATCH_KINDS:
+            notice = next(n for n in notices if n.id == entries[0]["notification_id"])
+            return notification_email(notice, settings, msgid)
+        subject = notices_subject(entries)
+        context = {"user": user, "subject": subject, "count": len(entries), **links,
+                   **_listing_groups(entries, EMAIL_MAX_MATCHES, settings, user.locale or "fr")}
+        text = render("email/matches.txt", **context)
+        html = render("email/matches.html", **context)
+    return _envelope(user.email, subject, text, html, msgid, settings, links["unsubscribe_url"])
+
+
+def deliver_notices(session: Session, event: OutboxEvent, settings: Settings) -> str:
+    user = session.get(User, int(event.payload["user_id"]))
+    if user is None or not user.active or not user.notify_email:
+        return "e-mail no longer wanted"
+    ids = [int(i) for i in event.payload.get("notification_ids", [])]
+    message = notices_email(session, user, ids, event.id, settings)
     if message is None:
         return "nothing left to tell"
     return send(session, message, settings)
@@ -378,6 +583,7 @@ def post_webhook(endpoint: WebhookEndpoint, msg_id: str, body: bytes, settings: 
 
 
 def deliver_webhook(session: Session, notification_id: int, endpoint_id: int, settings: Settings) -> str:
+    """A webhook row of one notice, as queued before deliveries were grouped."""
     notification = session.get(Notification, notification_id)
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if notification is None or endpoint is None:
@@ -386,7 +592,45 @@ def deliver_webhook(session: Session, notification_id: int, endpoint_id: int, se
         return f"endpoint disabled: {endpoint.disabled_reason or ''}".strip()
     msg_id = f"msg_{notification.id}"
     body = json.dumps(webhook_body(notification, settings), separators=(",", ":"), ensure_ascii=False).encode()
-    status = post_webhook(endpoint, msg_id, body, settings)
+    return _answer(session, endpoint, post_webhook(endpoint, msg_id, body, settings))
+
+
+def webhook_id(event: OutboxEvent) -> str:
+    """The webhook-id of a grouped delivery: its outbox row's, the same on every retry."""
+    return f"msg_d{event.id}"
+
+
+def webhook_batch_body(session: Session, event: OutboxEvent, endpoint: WebhookEndpoint,
+                       settings: Settings) -> dict[str, Any] | None:
+    """One event's news for one firm: `matches.found` with the list of new matches, or the one
+    decision or introduction; what it says of the other firms is what any member may see."""
+    notices = _notices(session, [int(i) for i in event.payload.get("notification_ids", [])])
+    entries = notice_entries(session, FirmAudience(session, None, firm=endpoint.firm_id), notices, settings)
+    if not entries:
+        return None
+    kinds = {entry["kind"] for entry in entries}
+    kind = "matches.found" if kinds <= MATCH_KINDS else (entries[0]["kind"] if len(kinds) == 1 else "notices")
+    return {
+        "type": kind,
+        "timestamp": event.created_at.isoformat(),
+        "data": {"count": len(entries), "matches": entries, "url": settings.inbox_url()},
+    }
+
+
+def deliver_webhook_batch(session: Session, event: OutboxEvent, settings: Settings) -> str:
+    endpoint = session.get(WebhookEndpoint, int(event.payload["endpoint_id"]))
+    if endpoint is None:
+        return "endpoint deleted"
+    if not endpoint.active:
+        return f"endpoint disabled: {endpoint.disabled_reason or ''}".strip()
+    content = webhook_batch_body(session, event, endpoint, settings)
+    if content is None:
+        return "nothing left to tell"
+    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+    return _answer(session, endpoint, post_webhook(endpoint, webhook_id(event), body, settings))
+
+
+def _answer(session: Session, endpoint: WebhookEndpoint, status: int) -> str:
     if 200 <= status < 300:
         return f"HTTP {status}"
     if status == 410:

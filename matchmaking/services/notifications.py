@@ -1,8 +1,12 @@
 """Who is told what: in-app notifications for matches and decisions, and the deliveries they owe.
 
 Each Notification is unique per (user, dedup_key), so handling an event twice tells nobody twice.
-E-mail and webhook deliveries are outbox rows of their own (`email:<notification id>`,
-`webhook:<notification id>:<endpoint id>`), written in the same transaction as the notification.
+The in-app list keeps one notice per match; deliveries are grouped: whatever one event (a listing
+published, a decision, an introduction, a slice of the weekly rematch) tells a user goes out as one
+e-mail, and what it tells a firm as one webhook call per endpoint. Each delivery is an outbox row
+keyed on the event and the recipient (`email:<trigger>:<user id>`, `webhook:<trigger>:<endpoint
+id>`), written in the same transaction as the notices it carries, so a retry or a second run finds
+the row and sends nothing more, and a crash leaves either both or neither.
 Users on a daily or weekly rhythm get their e-mails as a digest instead.
 """
 
@@ -50,21 +54,25 @@ def on_listing_changed(session: Session, event: OutboxEvent) -> str:
     if session.get(Listing, listing_id) is None:
         return "listing deleted"
     results = refresh_matches(session, listing_id)
-    told = sum(len(notify_match(session, match)) for match, worth in results if worth)
-    return f"{len(results)} match(es), {told} notification(s)"
+    made = [n for match, worth in results if worth for n in tell_match(session, match)]
+    queued = queue_deliveries(session, made, trigger_of(event))
+    return f"{len(results)} match(es), {len(made)} notification(s), {queued} delivery(ies)"
 
 
 def rematch(session: Session, listing_ids: Iterable[int]) -> tuple[int, int]:
     """Match these listings again (a slice of a full rematch); tell firms of the pairs they have
     not heard of. Returns (listings, notifications)."""
-    done = told = 0
+    done = 0
+    made: list[Notification] = []
     for listing_id in listing_ids:
         if session.get(Listing, listing_id) is None:
             continue
         results = refresh_matches(session, listing_id)
-        told += sum(len(notify_match(session, match)) for match, worth in results if worth)
+        made += [n for match, worth in results if worth for n in tell_match(session, match)]
         done += 1
-    return done, told
+    # One delivery per recipient for the whole slice, keyed on its first notice (no event here).
+    queue_deliveries(session, made, None)
+    return done, len(made)
 
 
 def rematch_groups(session: Session, size: int) -> list[list[int]]:
@@ -102,8 +110,16 @@ def on_decision(session: Session, event: OutboxEvent) -> str:
         key = f"match.decision:{match.id}:{side}:{decision}"
     users = recipients(session, firm_ids)
     made = [n for user in users if (n := _notify(session, user, match, kind, key)) is not None]
-    _queue_webhooks(session, made)
+    queue_deliveries(session, made, trigger_of(event))
     return f"{len(made)} notification(s)"
+
+
+def on_introduced(session: Session, event: OutboxEvent) -> str:
+    """A facilitator introduced two firms (the notices are written with the event): deliver them."""
+    ids = [int(i) for i in event.payload.get("notification_ids", [])]
+    made = list(session.scalars(select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)))
+    queued = queue_deliveries(session, made, trigger_of(event))
+    return f"{len(made)} notification(s), {queued} delivery(ies)"
 
 
 def on_exchange_recorded(session: Session, event: OutboxEvent) -> str:
@@ -149,21 +165,19 @@ def _exists(session: Session, user: User, key: str) -> bool:
 
 
 def _notify(session: Session, user: User, match: Match, kind: str, key: str) -> Notification | None:
-    """One in-app notification and, for instant e-mail users, its e-mail; None if already told."""
+    """One in-app notification; None if already told. Its deliveries are queued by the caller."""
     if _exists(session, user, key):
         return None
     notification = Notification(user=user, kind=kind, dedup_key=key, match_id=match.id,
                                 payload=match_payload(match, user))
     session.add(notification)
     session.flush()
-    if user.notify_mode is NotifyMode.instant and user.notify_email:
-        outbox.emit(session, "deliver.email", {"notification_id": notification.id}, f"email:{notification.id}")
-        notification.digested_at = utcnow()  # e-mailed now: owes nothing to a later digest
     return notification
 
 
-def notify_match(session: Session, match: Match) -> list[Notification]:
-    """Tell the members of both firms about a new (or much improved) match, once each."""
+def tell_match(session: Session, match: Match) -> list[Notification]:
+    """The in-app notices of a new (or much improved) match for the members of both firms who want
+    it (rhythm not off, score at least their minimum), once each; nothing is delivered yet."""
     users = recipients(session, {match.offer.firm_id, match.need.firm_id}, min_score=match.score)
     made: list[Notification] = []
     for user in users:
@@ -175,24 +189,78 @@ def notify_match(session: Session, match: Match) -> list[Notification]:
         notification = _notify(session, user, match, kind, key)
         if notification is not None:
             made.append(notification)
-    _queue_webhooks(session, made)
     return made
 
 
-def _queue_webhooks(session: Session, made: list[Notification]) -> None:
-    """One webhook per firm endpoint and event, carried by the first member who wants webhooks."""
-    seen: set[int] = set()
+def notify_match(session: Session, match: Match) -> list[Notification]:
+    """Tell both firms about one match, with its deliveries (an event of its own)."""
+    made = tell_match(session, match)
+    queue_deliveries(session, made, None)
+    return made
+
+
+# --- grouped deliveries --------------------------------------------------------------------------
+
+
+def trigger_of(event: OutboxEvent) -> str:
+    return f"ev{event.id}"
+
+
+def _free_key(session: Session, key: str, notes: list[Notification]) -> str:
+    """The delivery key of these notices: the trigger's and recipient's, unless that delivery
+    carries other notices (a second run that found more to tell), then one of the notices' own,
+    so that they are neither swallowed by the first delivery nor queued twice."""
+    existing = session.scalar(select(OutboxEvent).where(OutboxEvent.idempotency_key == key))
+    if existing is None or notes[0].id in existing.payload.get("notification_ids", []):
+        return key
+    return f"{key}:n{notes[0].id}"
+
+
+def queue_deliveries(session: Session, made: list[Notification], trigger: str | None) -> int:
+    """Queue what these notices (from one triggering event) owe: one e-mail per instant user with
+    e-mails on, one webhook call per active endpoint of each firm with a member who wants
+    webhooks. Returns the number of outbox rows written."""
+    if not made:
+        return 0
+    trigger = trigger or f"n{min(n.id for n in made)}"
+    by_user: dict[int, list[Notification]] = {}
+    for notification in made:
+        by_user.setdefault(notification.user_id, []).append(notification)
+    queued = 0
+    now = utcnow()
+    for notes in by_user.values():
+        user = notes[0].user
+        if user.notify_mode is not NotifyMode.instant or not user.notify_email:
+            continue
+        ids = [n.id for n in notes]
+        key = _free_key(session, f"email:{trigger}:{user.id}", notes)
+        outbox.emit(session, "deliver.email", {"user_id": user.id, "notification_ids": ids, "trigger": trigger},
+                    key)
+        for notification in notes:
+            notification.digested_at = now  # e-mailed now: owes nothing to a later digest
+        queued += 1
+    by_firm: dict[int, list[Notification]] = {}
     for notification in made:
         user = notification.user
-        if user.firm_id is None or user.firm_id in seen or not user.notify_webhook:
-            continue
-        seen.add(user.firm_id)
+        if user.firm_id is not None and user.notify_webhook:
+            by_firm.setdefault(user.firm_id, []).append(notification)
+    for firm_id, notes in by_firm.items():
+        unique: dict[tuple[int | None, str], Notification] = {}
+        for notification in notes:  # members told of the same match: the firm hears of it once
+            unique.setdefault((notification.match_id, notification.kind), notification)
+        ids = [n.id for n in unique.values()]
         endpoints = session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.firm_id == user.firm_id, WebhookEndpoint.active.is_(True))
+            select(WebhookEndpoint).where(WebhookEndpoint.firm_id == firm_id, WebhookEndpoint.active.is_(True))
+            .order_by(WebhookEndpoint.id)
         )
         for endpoint in endpoints:
-            outbox.emit(session, "deliver.webhook", {"notification_id": notification.id, "endpoint_id": endpoint.id},
-                        f"webhook:{notification.id}:{endpoint.id}")
+            key = _free_key(session, f"webhook:{trigger}:{endpoint.id}", list(unique.values()))
+            outbox.emit(session, "deliver.webhook",
+                        {"endpoint_id": endpoint.id, "firm_id": firm_id, "notification_ids": ids, "trigger": trigger},
+                        key)
+            queued += 1
+    session.flush()
+    return queued
 
 
 # --- digests -------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ HANDLE = "matchmaking.handle_event"
 TASKS = {
     "listing.changed": MATCH_LISTING,
     "match.decision": NOTIFY,
+    "match.introduced": NOTIFY,
     "exchange.recorded": NOTIFY,
 }
 
@@ -76,6 +77,8 @@ def handler_for(kind: str) -> Handler | None:
         return notifications.on_listing_changed
     if kind == "match.decision":
         return notifications.on_decision
+    if kind == "match.introduced":
+        return notifications.on_introduced
     if kind == "exchange.recorded":
         return notifications.on_exchange_recorded
     if kind.startswith("deliver."):

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from matchmaking.models import Kind, Listing, ListingStatus, Match
 
 SCORE = 0.8
+PHRASES = {"phrase_fr": "mots communs : sciure · 12 km · couvre 50 % de votre besoin annuel",
+           "phrase_en": "shared words: sawdust · 12 km · covers 50% of the annual need"}
 
 
 def fake_refresh(session: Any, listing_id: int) -> list[tuple[Match, bool]]:
@@ -30,7 +32,7 @@ def fake_refresh(session: Any, listing_id: int) -> list[tuple[Match, bool]]:
         match = session.scalar(select(Match).where(Match.offer_id == offer.id, Match.need_id == need.id))
         if match is None:
             match = Match(offer_id=offer.id, need_id=need.id, score=SCORE, distance_km=12.3,
-                          explanation={"words": [listing.title]})
+                          explanation={"words": [listing.title], **PHRASES})
             session.add(match)
             session.flush()
             out.append((match, True))

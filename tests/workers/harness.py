@@ -446,11 +446,9 @@ class Rig:
 
         with self.db() as session:
             rows = session.scalars(select(OutboxEvent).where(OutboxEvent.kind.like("deliver.%"))).all()
-            domain = "avaloirs.example.fr"
             return {
-                "email": [f"<notification-{r.payload['notification_id']}@{domain}>" for r in rows
-                          if r.kind == "deliver.email"],
-                "webhook": [f"msg_{r.payload['notification_id']}" for r in rows if r.kind == "deliver.webhook"],
+                "email": [email_id(r) for r in rows if r.kind == "deliver.email"],
+                "webhook": [hook_id(r) for r in rows if r.kind == "deliver.webhook"],
             }
 
     def statuses(self) -> Counter[str]:
@@ -483,6 +481,19 @@ class Rig:
             "unexpected_emails": sum(1 for m in got_mail if m not in set(owed["email"])),
             "failed_rows": self.statuses().get("failed", 0),
         }
+
+
+def email_id(row: Any, domain: str = "avaloirs.example.fr") -> str:
+    """The Message-ID a delivery row sends: of the row for grouped ones, of the notice before."""
+    if "notification_ids" in row.payload:
+        return f"<notices-{row.id}@{domain}>"
+    return f"<notification-{row.payload['notification_id']}@{domain}>"
+
+
+def hook_id(row: Any) -> str:
+    if "notification_ids" in row.payload:
+        return f"msg_d{row.id}"
+    return f"msg_{row.payload['notification_id']}"
 
 
 def report(name: str, tally: dict[str, int]) -> None:

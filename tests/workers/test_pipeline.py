@@ -78,8 +78,11 @@ def test_preferences_decide_who_hears_and_how(wsession: Any, firms: Any, fake_en
     told = {n.user_id for n in wsession.scalars(select(Notification))}
     assert told == {firms["seller_user"].id, firms["buyer_user"].id, daily.id, no_mail.id}
     emails = _events(wsession, "deliver.email")
-    mailed = {wsession.get(Notification, e.payload["notification_id"]).user_id for e in emails}
+    mailed = {e.payload["user_id"] for e in emails}
     assert mailed == {firms["seller_user"].id, firms["buyer_user"].id}
+    # The instant users' notices are e-mailed, so no digest owes them; the others' wait.
+    assert {n.user_id for n in wsession.scalars(select(Notification).where(Notification.digested_at.is_(None)))} \
+        == {daily.id, no_mail.id}
 
     # The daily user's notice waits for the digest; a second digest run the same day adds nothing.
     assert notifications.queue_digests(wsession, NotifyMode.daily) == 1
@@ -88,7 +91,7 @@ def test_preferences_decide_who_hears_and_how(wsession: Any, firms: Any, fake_en
     assert digest.payload["user_id"] == daily.id
 
 
-def test_a_firm_webhook_gets_one_message_per_match(wsession: Any, firms: Any, fake_engine: None) -> None:
+def test_a_firm_webhook_gets_one_call_per_event(wsession: Any, firms: Any, fake_engine: None) -> None:
     buyer = firms["buyer"]
     make_user(wsession, buyer, email="second@elevage.example.fr")
     endpoint = WebhookEndpoint(firm_id=buyer.id, url="https://hooks.example.fr/mm", secret="whsec_" + "A" * 32)
@@ -102,7 +105,11 @@ def test_a_firm_webhook_gets_one_message_per_match(wsession: Any, firms: Any, fa
 
     hooks = _events(wsession, "deliver.webhook")
     assert [h.payload["endpoint_id"] for h in hooks] == [endpoint.id]
-    assert hooks[0].idempotency_key == f"webhook:{hooks[0].payload['notification_id']}:{endpoint.id}"
+    triggers = {f"ev{e.id}" for e in _events(wsession, "listing.changed")}
+    assert hooks[0].payload["trigger"] in triggers
+    assert hooks[0].idempotency_key == f"webhook:{hooks[0].payload['trigger']}:{endpoint.id}"
+    # Two members were told of the one match: the firm hears of it once.
+    assert len(hooks[0].payload["notification_ids"]) == 1
 
 
 def test_embedded_mailbox_receives_each_email_once(wsession: Any, firms: Any, fake_engine: None) -> None:
