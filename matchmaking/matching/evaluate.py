@@ -6,6 +6,9 @@ description, its List-of-Waste code(s) (possibly empty, several joined by ``|``)
 activity; the needs are the distinct ``(input_description, receiving_industry)`` pairs. For each
 offer all needs are ranked with the engine's score and the row's own need is the right answer;
 ties count at their middle rank; there are no coordinates, so distance plays no part.
+
+With ``--by-source`` the figures are also given per source, read from the row id prefix
+(``MAESTRI-…``, ``FR-…``); ids never reach the engine, they only group the reported ranks.
 """
 
 from __future__ import annotations
