@@ -45,3 +45,18 @@ def test_extra_set_of_published_exchanges() -> None:
     assert m["offers"] == 42
     assert m["hit@5"] >= 0.85
     assert m["MRR"] >= 0.58
+
+
+def test_by_source_report_groups_rows_by_id_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "mini.csv"
+    path.write_text(
+        "id,waste_description,ewc_code,source_industry,input_description,receiving_industry,source_url\n"
+        "A-1,Sciure de bois,03 01 05,Scierie (NACE 16.10),Litière pour volailles,Élevage avicole (NACE 01.47),x\n"
+        "B-1,Lactosérum,,Fromagerie (NACE 10.51),Aliment pour porcs,Élevage porcin (NACE 01.46),x\n"
+        "B-2,Fly ash,10 01 02,Power plant (NACE 35.11),Raw material for cement,Cement works (NACE 23.51),x\n",
+        encoding="utf-8",
+    )
+    lines = run_evaluate(str(path), as_json=False, by_source=True).splitlines()
+    assert any(line.startswith("source=A offers=1 ") for line in lines)
+    assert any(line.startswith("source=B offers=2 ") for line in lines)
+    assert lines[-1].startswith("hit@1=")
