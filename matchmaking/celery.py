@@ -11,7 +11,9 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from json import loads
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from celery import Celery, Task
@@ -19,8 +21,10 @@ from celery.schedules import crontab
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy.session import Session as FlaskSession
 from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Channel as SQLAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
-from sqlalchemy import event
+from kombu.utils.encoding import bytes_to_str
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from .models import OutboxEvent
@@ -31,14 +35,88 @@ EMBEDDED_SCHEME = "mmsqla"
 PUBLISHED = "matchmaking.outbox_new"  # session.info key: rows flushed in the current transaction
 
 
+class EmbeddedChannel(SQLAlchemyChannel):
+    """kombu's SQLAlchemy channel, except that a message handed to a worker is deleted, not just
+    hidden: kombu keeps every consumed message (visible = false) forever, so its file only grows.
+
+    Nothing is lost that was not lost before: a hidden message was never shown again either (an
+    unacknowledged one is put back as a new row when its channel closes, as before), and a message
+    lost with a killed worker is published again by the outbox sweep.
+    """
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        found = self._get_or_create(queue)  # type: ignore[no-untyped-call]
+        if self.session.bind.name == "sqlite":
+            self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+        try:
+            message = (
+                self.session.query(self.message_cls)
+                .with_for_update()
+                .filter(self.message_cls.queue_id == found.id)
+                .filter(self.message_cls.visible.is_not(False))
+                .order_by(self.message_cls.sent_at, self.message_cls.id)
+                .limit(1)
+                .first()
+            )
+            if message is None:
+                raise Empty()
+            payload = loads(bytes_to_str(message.payload))  # type: ignore[no-untyped-call]
+            self.session.delete(message)
+            return payload
+        finally:
+            self.session.commit()
+
+
 class EmbeddedTransport(SQLAlchemyTransport):
-    """kombu's SQLAlchemy transport, polled every 50 ms instead of every second.
+    """kombu's SQLAlchemy transport, polled every 50 ms instead of every second, whose consumed
+    messages are deleted (EmbeddedChannel).
 
     The worker also waits one interval after each task before taking the next, so the interval
     bounds throughput; an idle poll is one small transaction on the broker's own SQLite file.
     """
 
+    Channel = EmbeddedChannel
     polling_interval = 0.05
+
+
+BROKER_CLEANUP_SECONDS = 3600.0
+VACUUM_MIN_FREE_PAGES = 256  # 1 MiB of 4 KiB pages: below that, rewriting the file is not worth it
+
+
+def cleanup_embedded_broker(url: str) -> dict[str, int]:
+    """Delete consumed messages from an SQLite/SQL broker (left by kombu's own transport, or by an
+    older version of this one) and give the space back when over half the file is free.
+
+    Returns what was done: {"deleted": rows, "vacuumed": 0 or 1}. Safe while workers run: one
+    short write transaction, and VACUUM waits for the broker's lock like any poll.
+    """
+    if not is_embedded(url):
+        return {"deleted": 0, "vacuumed": 0}
+    engine = create_engine(url.split("+", 1)[1], connect_args={"timeout": 30}
+                           if url.split("+", 1)[1].startswith("sqlite") else {})
+    try:
+        with engine.begin() as conn:
+            if "kombu_message" not in _tables(conn):
+                return {"deleted": 0, "vacuumed": 0}
+            deleted = conn.execute(text("DELETE FROM kombu_message WHERE visible = :hidden"),
+                                   {"hidden": False}).rowcount or 0
+        vacuumed = 0
+        if engine.dialect.name == "sqlite":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+                free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0)
+                if free >= VACUUM_MIN_FREE_PAGES and free * 2 > pages:
+                    conn.exec_driver_sql("VACUUM")
+                    # In WAL mode (as the app's connections set it) the file shrinks at a checkpoint.
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                    vacuumed = 1
+        return {"deleted": int(deleted), "vacuumed": vacuumed}
+    finally:
+        engine.dispose()
+
+
+def _tables(conn: Any) -> set[str]:
+    return set(inspect(conn).get_table_names())
 
 
 TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "matchmaking.celery:EmbeddedTransport"
@@ -112,6 +190,11 @@ def celery_settings(config: Any, instance_path: str) -> dict[str, Any]:
             "full-rematch": {"task": "matchmaking.rematch_all", "schedule": crontab(hour=3, minute=30, day_of_week=0)},
         },
     }
+    if is_embedded(url):
+        # kombu's SQL transport keeps consumed messages; ours deletes them, this catches the rest.
+        settings["beat_schedule"]["broker-cleanup"] = {
+            "task": "matchmaking.cleanup_broker",
+            "schedule": timedelta(seconds=float(config.get("BROKER_CLEANUP_SECONDS") or BROKER_CLEANUP_SECONDS))}
     settings.update(config.get("CELERY") or {})
     return settings
 

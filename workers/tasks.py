@@ -13,7 +13,7 @@ from typing import Any
 from celery import group, shared_task
 from flask import current_app
 
-from matchmaking.celery import publish
+from matchmaking.celery import cleanup_embedded_broker, publish
 from matchmaking.extensions import db
 from matchmaking.models import NotifyMode, OutboxEvent
 from matchmaking.services import expiry, notifications, outbox, relay
@@ -118,6 +118,14 @@ def expire_listings() -> int:
     session.commit()
     log.info("expired listings: %s", ids)
     return len(ids)
+
+
+@shared_task(name="matchmaking.cleanup_broker", ignore_result=True)
+def cleanup_broker() -> int:
+    """The embedded broker's consumed messages deleted, its file compacted when mostly empty."""
+    done = cleanup_embedded_broker(str(current_app.extensions["celery"].conf.broker_url))
+    log.info("broker cleanup: %s consumed message(s) deleted, vacuumed: %s", done["deleted"], done["vacuumed"])
+    return done["deleted"]
 
 
 @shared_task(name="matchmaking.rematch_all")

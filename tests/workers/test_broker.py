@@ -1,0 +1,97 @@
+"""The embedded broker keeps no consumed message: its transport deletes what it hands out, and a
+periodic cleanup removes what kombu's own transport (or an older version) left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection
+from sqlalchemy import create_engine, text
+
+from matchmaking import celery as mm_celery
+
+# kombu's models use a loader strategy SQLAlchemy 2.1 deprecates; not ours to change.
+pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*:DeprecationWarning")
+
+
+def _rows(path: Path) -> tuple[int, int]:
+    """(visible, consumed) messages in a broker file."""
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            visible = conn.execute(text("SELECT count(*) FROM kombu_message WHERE visible = 1")).scalar()
+            hidden = conn.execute(text("SELECT count(*) FROM kombu_message WHERE visible = 0")).scalar()
+            return int(visible or 0), int(hidden or 0)
+    finally:
+        engine.dispose()
+
+
+def _publish_and_consume(url: str, sent: int, taken: int) -> list[Any]:
+    got = []
+    with Connection(url) as conn:
+        queue = conn.SimpleQueue("mm-test")
+        for i in range(sent):
+            queue.put({"n": i})
+        for _ in range(taken):
+            message = queue.get(timeout=5)
+            got.append(message.payload)
+            message.ack()
+        queue.close()
+    return got
+
+
+def test_the_embedded_transport_deletes_what_it_hands_out(tmp_path: Path) -> None:
+    path = tmp_path / "broker.sqlite3"
+    got = _publish_and_consume(f"{mm_celery.EMBEDDED_SCHEME}+sqlite:///{path}", sent=5, taken=3)
+    assert [g["n"] for g in got] == [0, 1, 2]  # in order, each once
+    assert _rows(path) == (2, 0)  # the two not yet taken wait; nothing consumed is kept
+    assert [g["n"] for g in _publish_and_consume(f"{mm_celery.EMBEDDED_SCHEME}+sqlite:///{path}", 0, 2)] == [3, 4]
+    assert _rows(path) == (0, 0)
+
+
+def test_the_cleanup_removes_what_kombus_transport_keeps(tmp_path: Path) -> None:
+    path = tmp_path / "broker.sqlite3"
+    _publish_and_consume(f"sqla+sqlite:///{path}", sent=400, taken=399)
+    assert _rows(path) == (1, 399)  # kombu's own transport only hides consumed messages
+    size = path.stat().st_size
+    done = mm_celery.cleanup_embedded_broker(f"sqla+sqlite:///{path}")
+    assert done["deleted"] == 399 and _rows(path) == (1, 0)
+    assert mm_celery.cleanup_embedded_broker(f"{mm_celery.EMBEDDED_SCHEME}+sqlite:///{path}")["deleted"] == 0
+    assert path.stat().st_size <= size
+
+
+def test_the_cleanup_compacts_a_mostly_empty_file(tmp_path: Path, monkeypatch: Any) -> None:
+    path = tmp_path / "broker.sqlite3"
+    _publish_and_consume(f"sqla+sqlite:///{path}", sent=300, taken=300)
+    monkeypatch.setattr(mm_celery, "VACUUM_MIN_FREE_PAGES", 1)
+    size = path.stat().st_size
+    assert mm_celery.cleanup_embedded_broker(f"sqla+sqlite:///{path}") == {"deleted": 300, "vacuumed": 1}
+    assert path.stat().st_size < size
+
+
+def test_the_cleanup_leaves_other_brokers_and_new_files_alone(tmp_path: Path) -> None:
+    assert mm_celery.cleanup_embedded_broker("redis://127.0.0.1:1/0") == {"deleted": 0, "vacuumed": 0}
+    fresh = tmp_path / "new.sqlite3"
+    assert mm_celery.cleanup_embedded_broker(f"sqla+sqlite:///{fresh}") == {"deleted": 0, "vacuumed": 0}
+
+
+def test_beat_runs_the_cleanup_for_the_embedded_broker_only(app: Any) -> None:
+    embedded = mm_celery.celery_settings(app.config | {"TESTING": False, "CELERY_BROKER_URL": None,
+                                                       "REDIS_URL": None}, "/tmp")
+    assert embedded["broker_url"].startswith(mm_celery.EMBEDDED_SCHEME + "+")
+    entry = embedded["beat_schedule"]["broker-cleanup"]
+    assert entry["task"] == "matchmaking.cleanup_broker" and entry["schedule"].total_seconds() == 3600
+    redis = mm_celery.celery_settings(app.config | {"REDIS_URL": "redis://x:6379/0", "TESTING": False}, "/tmp")
+    assert "broker-cleanup" not in redis["beat_schedule"]
+
+
+def test_the_cleanup_task_runs_in_the_worker(app: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from workers import tasks
+
+    path = tmp_path / "broker.sqlite3"
+    _publish_and_consume(f"sqla+sqlite:///{path}", sent=3, taken=3)
+    monkeypatch.setattr(app.extensions["celery"].conf, "broker_url", f"sqla+sqlite:///{path}")
+    assert tasks.cleanup_broker() == 3
+    assert _rows(path) == (0, 0)
