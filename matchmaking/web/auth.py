@@ -181,7 +181,9 @@ def forgot_password() -> Any:
     try:
         accounts.request_password_reset(
             db.session, request.form.get("email"),
-            link_for=lambda token: url_for("web.reset_password", token=token, _external=True),
+            # The configured address, never the request's Host header, which anyone can forge.
+            link_for=lambda token: str(current_app.config["BASE_URL"]).rstrip("/")
+            + url_for("web.reset_password", token=token),
             hours=int(current_app.config["PASSWORD_RESET_HOURS"]),
         )
     except ValidationError as exc:

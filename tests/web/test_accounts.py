@@ -220,3 +220,17 @@ def test_the_pages_exist_in_english(client, session) -> None:
                         ("/listings/import", "Import listings"), ("/firm", "Sites")):
         html = text(client.get(path))
         assert 'lang="en"' in html and words in html, path
+
+
+def test_the_reset_link_uses_the_configured_address_not_the_host_header(client, app, session) -> None:
+    make_user(session, make_firm(session), email="host@example.fr")
+    session.commit()
+    token_page = client.get("/password/forgot", headers={"Host": "evil.example"})
+    from tests.web.conftest import TOKEN_RE
+
+    csrf = TOKEN_RE.search(text(token_page)).group(1)
+    client.post("/password/forgot", data={"email": "host@example.fr", "csrf_token": csrf},
+                headers={"Host": "evil.example"})
+    mail = session.scalars(select(MailboxMessage).where(MailboxMessage.to == "host@example.fr")).one()
+    assert "evil.example" not in mail.text
+    assert app.config["BASE_URL"].rstrip("/") + "/password/reset/" in mail.text

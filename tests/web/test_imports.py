@@ -222,3 +222,16 @@ def test_templates_download(client, session) -> None:
     xlsx = client.get("/listings/import/template.xlsx")
     assert xlsx.status_code == 200 and xlsx.data.startswith(b"PK")
     assert client.get("/listings/import/template.pdf").status_code == 404
+
+
+def test_a_file_above_the_upload_limit_gets_a_friendly_page(client, session) -> None:
+    user = make_user(session, make_firm(session))
+    session.commit()
+    sign_in(client, user)
+    # A ready-made body (not a file the test client would spool to disk), refused on its length alone.
+    body = (b'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+            + token(client, "/listings/import").encode()
+            + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+            + b"x" * (13 * 1024 * 1024) + b"\r\n--b--\r\n")
+    response = client.post("/listings/import", data=body, content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 413 and "Fichier trop volumineux" in text(response)
