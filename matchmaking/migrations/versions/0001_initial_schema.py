@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-26 23:14:26.674429
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0001"
