@@ -27,6 +27,11 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,14 +62,15 @@ def test_init_seed_twice_create_user_and_serve(env: dict[str, str]) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    html = response.read().decode()
+                html = fetch(f"http://127.0.0.1:{port}/")
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-        assert "chambre" in html.lower()  # the demo territory is there
+        assert html.count('<li class="card') == 30  # a full first page of the demo territory
+        offers = "".join(fetch(f"http://127.0.0.1:{port}/?kind=offer&page={n}") for n in range(1, 6))
+        assert "Chutes de chambres à air" in offers  # the bike shop's inner tubes are published
     finally:
         server.terminate()
         server.wait(timeout=10)
