@@ -66,144 +66,221 @@ TOWNS: Sequence[tuple[str, float, float, float]] = (
     ("Fos-sur-Mer", 43.438, 4.945, 1),
 )
 
-# (offer wordings, need wordings, family, code)
-MATERIALS: Sequence[tuple[Sequence[str], Sequence[str], str, str | None]] = (
+# (offer wordings, need wordings, family, code, NAF codes of firms that offer it, of firms that want it)
+MATERIALS: Sequence[tuple[Sequence[str], Sequence[str], str, str | None, Sequence[str], Sequence[str]]] = (
     (
         ("sciure de bois", "sciure et copeaux", "sawdust", "copeaux de rabotage", "sciur de bois"),
         ("litière pour volailles", "litière chevaux", "animal bedding", "combustible chaudière bois"),
         "wood",
         "03 01 05",
+        ("16.10A", "31.01Z", "16.23Z"),
+        ("01.47Z", "01.43Z", "35.30Z"),
     ),
     (
         ("palettes cassées", "pal. bois", "palettes usagées", "used pallets", "palletes"),
         ("palettes à réparer", "pallets for refurbishment", "bois pour réemploi"),
         "wood",
         "15 01 03",
+        ("46.90Z", "52.10B", "10.71A"),
+        ("16.24Z", "88.10C", "35.30Z"),
     ),
     (
         ("cartons ondulés", "carton", "cardboard boxes", "cartton d'emballage", "crt ondulé"),
         ("carton pour calage", "cardboard for packaging", "papier carton à recycler"),
         "paper_cardboard",
         "15 01 01",
+        ("47.11F", "52.10B", "46.39B"),
+        ("17.21A", "82.92Z", "17.12Z"),
     ),
     (
         ("chutes de chambres à air", "chambre a aire", "inner tubes", "chutes de caoutchouc"),
         ("caoutchouc pour palettes", "rubber for mats", "caoutchouc recyclé"),
         "rubber",
         "19 12 04",
+        ("22.11Z", "45.20A", "29.32Z"),
+        ("22.19Z", "38.32Z", "32.30Z"),
     ),
     (
         ("pneus usagés", "used tyres", "pneumatiques"),
         ("pneus pour combustible cimenterie", "tyres for rubber crumb"),
         "rubber",
         "16 01 03",
+        ("45.20A", "45.32Z", "38.31Z"),
+        ("23.51Z", "38.32Z"),
     ),
     (
         ("ferraille", "chutes d'acier", "scrap metal", "feraille", "tournures acier"),
         ("ferrailles pour aciérie", "steel scrap for melting"),
         "ferrous_metals",
         "12 01 01",
+        ("25.62B", "28.22Z", "29.10Z"),
+        ("24.10Z", "38.32Z", "46.77Z"),
     ),
     (
         ("chutes d'aluminium", "aluminium scrap", "canettes alu"),
         ("aluminium pour refonte", "aluminium for remelting"),
         "non_ferrous_metals",
         "12 01 03",
+        ("25.62B", "25.50B", "11.07A"),
+        ("24.42Z", "24.53Z"),
     ),
     (
         ("lactosérum", "petit-lait", "whey", "lactoserum doux"),
         ("alimentation des porcs", "pig feed", "aliment bétail"),
         "food_organics",
         "02 05 01",
+        ("10.51C", "10.51A"),
+        ("01.46Z", "35.21Z", "10.91Z"),
     ),
     (
         ("drêches de brasserie", "spent grain", "drèches humides"),
         ("aliment pour bovins", "cattle feed", "ration vaches laitières"),
         "food_organics",
         "02 07 04",
+        ("11.05Z",),
+        ("01.41Z", "01.42Z", "35.21Z"),
     ),
     (
         ("marc de café", "coffee grounds", "marc de cafe"),
         ("substrat champignons", "mushroom substrate", "compostage"),
         "food_organics",
         None,
+        ("56.10A", "56.30Z", "10.83Z"),
+        ("01.13Z", "38.21Z"),
     ),
     (
         ("cendres volantes", "fly ash", "cendre volante charbon"),
         ("matière première cimenterie", "cement raw material", "liant routier"),
         "ashes_slags",
         "10 01 02",
+        ("35.11Z", "35.30Z"),
+        ("23.51Z", "23.61Z", "42.11Z"),
     ),
     (
         ("mâchefers", "bottom ash", "machefer"),
         ("sous-couche routière", "road base material"),
         "ashes_slags",
         "19 01 12",
+        ("38.21Z", "35.11Z"),
+        ("42.11Z", "08.12Z"),
     ),
     (
         ("laitier de haut fourneau", "BF slag", "laitier granulé"),
         ("ajout cimentaire", "cement additive", "granulats routiers"),
         "ashes_slags",
         "10 02 02",
+        ("24.10Z",),
+        ("23.51Z", "42.11Z"),
     ),
     (
         ("boues de station d'épuration", "sewage sludge", "boues step"),
         ("épandage agricole", "méthanisation", "land spreading"),
         "sludges",
         "19 08 05",
+        ("37.00Z", "84.11Z"),
+        ("01.11Z", "35.21Z", "38.21Z"),
     ),
     (
         ("huiles de friture usagées", "used cooking oil", "huile alimentaire usagée"),
         ("biodiesel", "production de biocarburant"),
         "oils_fats",
         "20 01 25",
+        ("56.10A", "10.41A", "10.85Z"),
+        ("20.59Z", "19.20Z"),
     ),
     (
         ("huiles de vidange", "waste oil", "huile moteur usagée"),
         ("régénération huiles", "combustible four"),
         "mineral_oils",
         "13 02 05*",
+        ("45.20A", "49.41A"),
+        ("38.22Z", "19.20Z"),
     ),
     (
         ("fumier de cheval", "horse manure", "fumier pailleux"),
         ("compostage", "champignonnière", "méthaniseur agricole"),
         "manure_slurry",
         "02 01 06",
+        ("01.43Z", "93.19Z"),
+        ("01.13Z", "38.21Z", "35.21Z"),
     ),
     (
         ("film plastique PE", "stretch film", "housses plastique", "film étirable"),
         ("PE pour extrusion", "plastic film recycling", "granulés PE"),
         "plastics",
         "15 01 02",
+        ("46.90Z", "52.10B", "47.11F"),
+        ("22.22Z", "38.32Z", "22.21Z"),
     ),
     (
         ("verre", "calcin", "bouteilles en verre", "glass cullet"),
         ("calcin pour verrerie", "glass for remelting"),
         "glass",
         "15 01 07",
+        ("56.30Z", "11.02B", "55.10Z"),
+        ("23.13Z", "38.32Z"),
     ),
     (
         ("textiles usagés", "chutes de tissu", "used clothing"),
         ("chiffons d'essuyage", "effilochage", "isolant textile"),
         "textiles",
         "04 02 22",
+        ("14.13Z", "13.92Z", "96.01A"),
+        ("13.99Z", "88.10C", "38.32Z"),
     ),
-    (("gravats", "béton concassé", "rubble"), ("remblai", "sous-couche routière"), "inert_minerals", "17 01 07"),
-    (("déchets verts", "green waste", "tontes"), ("compostage", "paillage"), "green_waste", "20 02 01"),
+    (
+        ("gravats", "béton concassé", "rubble"),
+        ("remblai", "sous-couche routière"),
+        "inert_minerals",
+        "17 01 07",
+        ("43.11Z", "41.20A"),
+        ("42.11Z", "08.12Z"),
+    ),
+    (
+        ("déchets verts", "green waste", "tontes"),
+        ("compostage", "paillage"),
+        "green_waste",
+        "20 02 01",
+        ("81.30Z", "84.11Z"),
+        ("38.21Z", "01.13Z"),
+    ),
     (
         ("pain invendu", "unsold bread", "baguettes invendues"),
         ("aliment vaches", "bière au pain", "pig feed"),
         "food_organics",
         "02 06 01",
+        ("10.71C", "47.11F"),
+        ("01.41Z", "11.05Z", "01.46Z"),
     ),
     (
         ("plâtre", "plaques de plâtre", "plasterboard", "plq de plâtre"),
         ("gypse recyclé", "plâtre pour cimenterie"),
         "gypsum_plaster",
         "17 08 02",
+        ("43.31Z", "41.20A"),
+        ("23.62Z", "23.51Z"),
     ),
 )
 FREQUENCIES = ("once", "weekly", "monthly", "quarterly", "yearly", None)
+# What firms add in the description field: logistics and condition, in both languages. These
+# words are shared by listings of unrelated materials, as in real descriptions.
+DESCRIPTIONS = (
+    "Stockage sous abri, enlèvement sur site à prévoir",
+    "Disponible toute l'année, quantité variable selon la production",
+    "Collecte possible par nos soins dans un rayon de 30 km",
+    "Produit propre, sans indésirables, analyses disponibles",
+    "Stored outdoors, collection by the buyer",
+    "Available all year round, regular quantities",
+    "Chargement sur le quai par nos équipes",
+    "Contact : responsable environnement du site",
+    "Livraison possible, transport à définir ensemble",
+    "Gisement régulier, contrat annuel souhaité",
+    "Besoin récurrent, qualité constante exigée",
+    "Looking for a local supplier, regular deliveries",
+)
+
+
+ALL_NAF = tuple(sorted({code for m in MATERIALS for code in (*m[4], *m[5])}))
 
 
 def _typo(rng: random.Random, text: str) -> str:
@@ -228,7 +305,12 @@ def generate(offers: int, needs: int, seed: int) -> list[Listing]:
         town = rng.choices(TOWNS, weights=weights)[0]
         lat = town[1] + rng.gauss(0, 0.15)
         lon = town[2] + rng.gauss(0, 0.2)
-        offer_words, need_words, family, code = rng.choice(MATERIALS)
+        offer_words, need_words, family, code, offer_naf, need_naf = rng.choice(MATERIALS)
+        # Most firms are found in the SIRENE register; some work outside the usual sectors.
+        naf_choices = offer_naf if kind == OFFER else need_naf
+        draw = rng.random()
+        naf = rng.choice(naf_choices) if draw < 0.75 else rng.choice(ALL_NAF) if draw < 0.9 else None
+        description = " ; ".join(rng.sample(DESCRIPTIONS, rng.choice((1, 1, 2)))) if rng.random() < 0.4 else ""
         if kind == OFFER:
             title = _typo(rng, rng.choice(offer_words))
             low_code = code if rng.random() < 0.5 else None
@@ -245,6 +327,7 @@ def generate(offers: int, needs: int, seed: int) -> list[Listing]:
                 id=i,
                 kind=kind,
                 title=title,
+                description=description,
                 low_code=low_code,
                 family=family if rng.random() < 0.4 else None,
                 hazardous=bool(code and code.endswith("*")) and kind == OFFER,
@@ -255,6 +338,7 @@ def generate(offers: int, needs: int, seed: int) -> list[Listing]:
                 annual_tonnes=annual,
                 lot_tonnes=lot,
                 frequency=freq,
+                sector_naf=naf,
             )
         )
     return out
@@ -314,7 +398,7 @@ def run_bench(offers: int, needs: int, seed: int = 0) -> str:
 
     lat_search = []
     for _ in range(300):
-        _, need_words, family, _ = rng.choice(MATERIALS)
+        need_words = rng.choice(MATERIALS)[1]
         town = rng.choice(TOWNS)
         query = _typo(rng, rng.choice(need_words))
         t = time.perf_counter()
@@ -324,7 +408,7 @@ def run_bench(offers: int, needs: int, seed: int = 0) -> str:
 
     lat_code = []
     for j in range(300):
-        offer_words, _, _, _ = rng.choice(MATERIALS)
+        offer_words = rng.choice(MATERIALS)[0]
         text = _typo(rng, rng.choice(offer_words)) + f" lot {j}"
         t = time.perf_counter()
         suggest_codes(text)
