@@ -138,7 +138,7 @@ def _aligned_values(product: sparse.csr_matrix, keys: IntArray, ncols: int) -> F
     """Values of ``product`` at the (row, col) positions encoded in sorted ``keys``."""
     coo = product.tocoo()
     out = np.zeros(len(keys), dtype=np.float64)
-    if coo.nnz == 0:
+    if coo.nnz == 0 or len(keys) == 0:
         return out
     pkeys = coo.row.astype(np.int64) * ncols + coo.col.astype(np.int64)
     pos = np.searchsorted(keys, pkeys)
