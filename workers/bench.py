@@ -1,11 +1,14 @@
-"""`matchmaking bench-notify`: publish-to-inbox latency and delivery throughput, end to end.
+"""`matchmaking bench-notify`: publish-to-inbox latency, e-mails per publication and delivery
+throughput, end to end.
 
 On a scratch SQLite database it starts a real worker (Redis or the embedded broker), publishes
 offer/need pairs one at a time through the listing service and times, for each pair, the commit
 of the need until the buyer's first e-mail lands in the local mailbox (engine, notification,
-delivery and both broker hops included; the need's matches with earlier pairs' offers are
-notified in the same burst, so later pairs carry a larger fan-out). Then it queues a burst of e-mails at once and counts
-deliveries per second.
+delivery and both broker hops included). Every need matches the offers of earlier pairs too (up to
+the engine's 20), so later publications tell more firms: it counts the e-mails each publication
+causes, in all and per address (one per recipient is the aim), and the matches they carry. Then it
+queues a burst of e-mails at once and counts deliveries per second. With the embedded broker it
+also reports what the broker's file keeps.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,7 @@ def run_bench(*, broker: str, redis_url: str, listings: int, deliveries: int) ->
         with app.app_context():
             latencies, fan_out = _latencies(app, listings)
             rate = _throughput(app, deliveries)
+            broker_line = _broker_file(config.get("CELERY_EMBEDDED_BROKER"))
     finally:
         worker.terminate()
         try:
@@ -78,14 +83,48 @@ def run_bench(*, broker: str, redis_url: str, listings: int, deliveries: int) ->
             worker.kill()
         log.close()
     ms = [x * 1000 for x in latencies]
-    return "\n".join([
+    emails = [f.emails for f in fan_out]
+    matches = [f.matches for f in fan_out]
+    return "\n".join(line for line in [
         f"broker: {broker}  (worker: prefork, concurrency 2; database: SQLite; e-mail: local mailbox)",
         f"publish-to-inbox latency over {len(ms)} pairs: p50 {_percentile(ms, 0.5):.0f} ms, "
         f"p95 {_percentile(ms, 0.95):.0f} ms, max {max(ms):.0f} ms, mean {statistics.fmean(ms):.0f} ms",
-        f"e-mails per publication (fan-out): median {statistics.median(fan_out):.0f}, max {max(fan_out)}",
+        f"new matches per publication: median {statistics.median(matches):.0f}, max {max(matches)}",
+        f"e-mails per publication: median {statistics.median(emails):.0f}, max {max(emails)} "
+        f"(the publisher: at most {max(f.to_publisher for f in fan_out)}; any one address: at most "
+        f"{max(f.most_to_one for f in fan_out)}; the rest go one each to the firms whose listing gained a partner)",
         f"deliveries: {deliveries} e-mails in {deliveries / rate:.1f} s = {rate:.0f} per second",
+        broker_line,
         f"scratch files: {tmp}",
-    ])
+    ] if line)
+
+
+class FanOut:
+    """What one publication caused: e-mails in all, to its publisher, at most to one address,
+    and the matches the publisher was told of."""
+
+    def __init__(self, emails: int, to_publisher: int, most_to_one: int, matches: int) -> None:
+        self.emails, self.to_publisher, self.most_to_one, self.matches = emails, to_publisher, most_to_one, matches
+
+
+def _broker_file(url: str | None) -> str:
+    """Size and consumed messages kept by the embedded broker's file, after the run."""
+    if not url:
+        return ""
+    from sqlalchemy import create_engine, text
+
+    path = Path(url.split("///", 1)[1])
+    engine = create_engine(url.split("+", 1)[1])
+    try:
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT count(*) FROM kombu_message WHERE visible = 0")).scalar()
+            waiting = conn.execute(text("SELECT count(*) FROM kombu_message WHERE visible = 1")).scalar()
+    finally:
+        engine.dispose()
+    wal = path.with_name(path.name + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    return (f"embedded broker file: {path.stat().st_size / 1024:.0f} KiB (write-ahead log {wal_size / 1024:.0f} KiB), "
+            f"consumed messages kept: {kept}, waiting: {waiting}")
 
 
 def _wait(predicate: Any, timeout: float, interval: float = 0.01) -> None:
@@ -96,13 +135,13 @@ def _wait(predicate: Any, timeout: float, interval: float = 0.01) -> None:
         time.sleep(interval)
 
 
-def _latencies(app: Any, pairs: int) -> tuple[list[float], list[int]]:
+def _latencies(app: Any, pairs: int) -> tuple[list[float], list[FanOut]]:
     from matchmaking.extensions import db
-    from matchmaking.models import MailboxMessage
+    from matchmaking.models import MailboxMessage, Notification
     from matchmaking.services import firms, listings, users
 
     latencies: list[float] = []
-    fan_out: list[int] = []  # e-mails caused by each need's publication
+    fan_out: list[FanOut] = []  # what each need's publication caused
     for i in range(pairs):
         seller = firms.register_firm(db.session, {"name": f"Scierie {i}", "siret": _siret(2 * i),
                                                   "commune_insee": "53271"})
@@ -115,7 +154,8 @@ def _latencies(app: Any, pairs: int) -> tuple[list[float], list[int]]:
         db.session.commit()
         _wait(_idle, 120)  # time the need's own pipeline, not the offer's fan-out still in flight
         email = buyer_user.email
-        before = _mailbox_count()
+        before = _last_id(MailboxMessage)
+        notices_before = _last_id(Notification)
         listings.create_listing(db.session, buyer, NEED)
         db.session.commit()
         started = time.monotonic()
@@ -128,15 +168,18 @@ def _latencies(app: Any, pairs: int) -> tuple[list[float], list[int]]:
         _wait(arrived, 60)
         latencies.append(time.monotonic() - started)
         _wait(_idle, 120)
-        fan_out.append(_mailbox_count() - before)
+        sent = Counter(db.session.scalars(select(MailboxMessage.to).where(MailboxMessage.id > before)))
+        told = db.session.scalar(select(func.count()).select_from(Notification).where(
+            Notification.id > notices_before, Notification.user_id == buyer_user.id)) or 0
+        db.session.rollback()
+        fan_out.append(FanOut(sum(sent.values()), sent[email], max(sent.values(), default=0), int(told)))
     return latencies, fan_out
 
 
-def _mailbox_count() -> int:
+def _last_id(model: Any) -> int:
     from matchmaking.extensions import db
-    from matchmaking.models import MailboxMessage
 
-    n = db.session.scalar(select(func.count()).select_from(MailboxMessage)) or 0
+    n = db.session.scalar(select(func.max(model.id))) or 0
     db.session.rollback()
     return int(n)
 
@@ -173,7 +216,9 @@ def _throughput(app: Any, count: int) -> float:
     db.session.add_all(notices)
     db.session.flush()
     for notice in notices:
-        outbox.emit(db.session, "deliver.email", {"notification_id": notice.id}, f"bench-email:{notice.id}")
+        outbox.emit(db.session, "deliver.email",
+                    {"user_id": notice.user_id, "notification_ids": [notice.id], "trigger": "bench"},
+                    f"bench-email:{notice.id}")
     db.session.commit()
     started = time.monotonic()
 
