@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
+from werkzeug.exceptions import NotFound as NoRoute
 
 from ..extensions import db
 from ..services.errors import Conflict, NotFound, ValidationError
@@ -134,7 +135,22 @@ def routing_problem() -> Response | None:
         return None
     if isinstance(exc, HTTPException) and (exc.code or 500) < 400:
         return None  # redirects (e.g. a missing trailing slash) keep their meaning
+    if isinstance(exc, MethodNotAllowed) and not _served_with_another_method(exc):
+        exc = NoRoute()
     return _http(exc) if isinstance(exc, HTTPException) else problem(404)
+
+
+def _served_with_another_method(exc: MethodNotAllowed) -> bool:
+    """Werkzeug answers 405 when an id fails its converter (beyond int(max=...)) on the rule for this
+    method but a rule for another method was tried first: 405 only if another method really matches."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in set(exc.valid_methods or ()) - {"OPTIONS", "HEAD"}:
+        try:
+            adapter.match(method=method)
+        except HTTPException:
+            continue
+        return True
+    return False
 
 
 def register(bp: Blueprint) -> None:
