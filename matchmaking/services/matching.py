@@ -26,8 +26,9 @@ CLOCK_SKEW = timedelta(seconds=5)
 
 
 def to_record(listing: Listing) -> records.Listing:
-    """The engine's view of a listing. An anonymous listing is placed at its commune's centroid,
-    so no score, distance or ranking can reveal its exact site."""
+    """The engine's view of a listing. An anonymous listing is placed at its commune's centroid and
+    matched without its firm's sector (NAF code), so that no score, distance or ranking another firm
+    sees can reveal its exact site or who the firm is (see services/visibility.py)."""
     site = listing.site
     lat, lon = (site.commune.lat, site.commune.lon) if listing.anonymous else (site.lat, site.lon)
     return records.Listing(
@@ -47,7 +48,7 @@ def to_record(listing: Listing) -> records.Listing:
         frequency=listing.frequency.value,
         available_from=listing.available_from,
         available_until=listing.available_until,
-        sector_naf=listing.firm.naf_code,
+        sector_naf=None if listing.anonymous else listing.firm.naf_code,
     )
 
 

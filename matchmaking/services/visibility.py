@@ -12,6 +12,16 @@ Every entry point (JSON API, web pages, e-mails) builds an `Audience` once per r
 through it: `audience.view(listing)` for what to show, `audience.point(listing)` and
 `audience.distance_km(...)` for anything computed from a location (distances, radius filters,
 sorting), so that hidden fields can leak neither through a field nor through an order or a filter.
+
+What is hidden never enters a score either, since scores and rankings are shared with the other
+firm: the engine sees an anonymous listing at its commune's centroid and without its firm's sector
+(NAF code, part of the firm's identity) — services/matching.py `to_record`. Volumes are not hidden
+when published: a listing's quantity, unit and rhythm are shown with it (a buyer judges a lot by
+them), so they may weigh in the quantity part of a score. The volumes another firm never sees are
+those nobody published to it: drafts, paused, closed or expired listings it is not paired with,
+and the exchanges two other firms recorded (CCMA statistics show them only in aggregate, with
+small-count suppression). tests/reliability/test_two_worlds.py holds the service to this: two
+databases differing only in these fields give a third firm the same bytes.
 """
 
 from __future__ import annotations
