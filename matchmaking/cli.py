@@ -73,6 +73,34 @@ def seed(demo: bool) -> None:
         click.echo(f"Demo accounts: any demo firm's contact e-mail, password {seeding.DEMO_PASSWORD!r}")
 
 
+@main.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@with_appcontext
+def export_dump(path: str) -> None:
+    """Dump every table to PATH (JSON lines; .gz to compress), for `matchmaking import` on SQLite or PostgreSQL."""
+    from . import backup
+
+    summary = backup.export_file(db.engine, path)
+    click.echo(f"{summary.total} rows of {len(summary.rows)} tables written to {path} "
+               f"(schema revision {summary.revision})")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True, help="Empty every table first (otherwise the database must be empty).")
+@with_appcontext
+def import_dump(path: str, replace: bool) -> None:
+    """Restore a dump written by `matchmaking export`: everything or nothing, ids and sequences kept."""
+    from . import backup
+
+    try:
+        summary = backup.restore_file(db.engine, path, replace=replace)
+    except backup.RestoreError as exc:
+        click.echo(f"Nothing restored: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{summary.total} rows of {len(summary.rows)} tables restored (schema revision {summary.revision})")
+
+
 @main.group("users")
 def users() -> None:
     """User accounts."""
