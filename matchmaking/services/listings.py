@@ -7,9 +7,10 @@ from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Firm, Frequency, Kind, Listing, ListingStatus, LowCode, MaterialFamily, Unit, utcnow
+from ..models import Firm, Frequency, Kind, Listing, ListingStatus, LowCode, Match, MaterialFamily, Unit, utcnow
 from . import outbox, places
 from . import validation as v
 
@@ -81,6 +82,12 @@ def _family(session: Session, value: Any) -> MaterialFamily | None:
     return family
 
 
+def _has_matches(session: Session, listing: Listing) -> bool:
+    found = session.scalar(select(Match.id).where(or_(Match.offer_id == listing.id, Match.need_id == listing.id))
+                           .limit(1))
+    return found is not None
+
+
 def clean_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, partial: bool = False,
                   current: Listing | None = None) -> dict[str, Any]:
     """Check every field of a listing; return the values to store or raise ValidationError.
@@ -100,6 +107,11 @@ def clean_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, part
                             "offre": "offer", "besoin": "need"}, _l("The kind is either offer or need."))
         if kind:
             out["kind"] = Kind(kind)
+            if current is not None and out["kind"] is not current.kind and _has_matches(session, current):
+                # Its matches pair it as what it was: an offer that became a need would sit on the
+                # offer side of pairs with other needs.
+                errors.add("kind", _l("This listing already has matches, so its kind can no longer change: "
+                                      "close it and declare a new one."))
     if present("title"):
         out["title"] = errors.check("title", v.text, data.get("title"), max_length=TITLE_MAX, required=True)
     if present("description"):
