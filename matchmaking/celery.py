@@ -26,6 +26,7 @@ from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 from kombu.utils.encoding import bytes_to_str
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from .models import OutboxEvent
 
@@ -44,8 +45,21 @@ class EmbeddedChannel(SQLAlchemyChannel):
     lost with a killed worker is published again by the outbox sweep.
     """
 
+    def _get_or_create(self, queue: str) -> Any:
+        """kombu's, except that losing the race to create a queue (a fresh file, the worker and beat
+        starting together) takes the winner's row; kombu lets the IntegrityError break the channel,
+        and beat then never publishes again."""
+        try:
+            return super()._get_or_create(queue)  # type: ignore[no-untyped-call]
+        except IntegrityError:
+            self.session.rollback()
+            found = self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).first()
+            if found is None:
+                raise
+            return found
+
     def _get(self, queue: Any, timeout: Any = None) -> Any:
-        found = self._get_or_create(queue)  # type: ignore[no-untyped-call]
+        found = self._get_or_create(queue)
         if self.session.bind.name == "sqlite":
             self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
         try:

@@ -95,3 +95,25 @@ def test_the_cleanup_task_runs_in_the_worker(app: Any, tmp_path: Path, monkeypat
     monkeypatch.setattr(app.extensions["celery"].conf, "broker_url", f"sqla+sqlite:///{path}")
     assert tasks.cleanup_broker() == 3
     assert _rows(path) == (0, 0)
+
+
+def test_losing_the_race_to_create_a_queue_keeps_the_channel(tmp_path: Path, monkeypatch: Any) -> None:
+    """The worker and beat start on a fresh file and both create the queue: the loser takes the
+    winner's row and publishes on (kombu's own channel breaks for good)."""
+    from kombu.transport.sqlalchemy import Channel
+    from sqlalchemy.exc import IntegrityError
+
+    url = f"{mm_celery.EMBEDDED_SCHEME}+sqlite:///{tmp_path / 'broker.sqlite3'}"
+    _publish_and_consume(url, sent=1, taken=1)  # the winner: the queue exists
+    real = Channel._get_or_create
+    lost = []
+
+    def racing(self: Any, queue: str) -> Any:
+        if not lost:  # as if the row appeared between this process's look and its insert
+            lost.append(queue)
+            raise IntegrityError("INSERT INTO kombu_queue", {}, Exception("UNIQUE constraint failed"))
+        return real(self, queue)
+
+    monkeypatch.setattr(Channel, "_get_or_create", racing)
+    got = _publish_and_consume(url, sent=2, taken=2)
+    assert lost == ["mm-test"] and [g["n"] for g in got] == [0, 1]
