@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, text
 from matchmaking import celery as mm_celery
 
 # kombu's models use a loader strategy SQLAlchemy 2.1 deprecates; not ours to change.
-pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*:DeprecationWarning")
 
 
 def _rows(path: Path) -> tuple[int, int]:
