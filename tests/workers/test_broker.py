@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kombu import Connection
 from sqlalchemy import create_engine, text
 
