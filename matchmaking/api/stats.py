@@ -9,18 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import MaterialFamily, Role
-from ..services import stats
+from ..services import audit, stats
 from ..services.stats import Figure
 from . import bp
 from .openapi import operation
 from .parsing import query_args
-from .security import require_roles
+from .security import current_user, require_roles
 
 STAFF = (Role.analyst, Role.facilitator, Role.admin)
 REASONS = {"primary": "fewer_than_3_firms", "secondary": "protects_another_figure", "na": "not_applicable"}
@@ -217,7 +217,13 @@ def _dashboard() -> stats.Dashboard:
     today = datetime.now(UTC).date()
     period = stats.parse_period(args.get("from_"), args.get("to"), today)
     filters = stats.parse_filters(db.session, args.get("family"), args.get("commune"), args.get("section"))
-    return stats.dashboard(db.session, period, filters, today)
+    dashboard = stats.dashboard(db.session, period, filters, today)
+    # Figures leaving through the API are an export like the workspace's files: who took which is kept.
+    audit.record(db.session, current_user(), audit.STATS_EXPORTED, format="json", endpoint=request.endpoint,
+                 **{"from": stats.month_label(period.first), "to": stats.month_label(period.last)},
+                 **filters.as_args())
+    db.session.commit()
+    return dashboard
 
 
 def _head(d: stats.Dashboard) -> dict[str, Any]:

@@ -51,6 +51,9 @@ from .errors import NotFound
 
 # Staff who facilitate introductions see identities; analysts only need aggregates.
 STAFF_SEEING_IDENTITIES = frozenset({Role.facilitator, Role.admin})
+# Where an audience notes the anonymous listings it showed in full by staff privilege (Session.info),
+# for the request to write one audit row (see take_disclosed).
+DISCLOSED = "visibility.disclosed"
 EARTH_RADIUS_KM = 6371.0088
 # Keys an engine explanation may carry that would locate or name the other firm.
 _REVEALING_KEYS = frozenset(
@@ -262,6 +265,8 @@ class Audience:
     def view(self, listing: Listing) -> ListingView:
         shown = self.shows_identity(listing)
         mine = self.owns(listing)
+        if shown and listing.anonymous and self.sees_all and not mine:
+            self.session.info.setdefault(DISCLOSED, set()).add(listing.id)
         site, commune = listing.site, listing.site.commune
         postal = commune.postal_codes.split()[0] if commune.postal_codes else None
         if shown:
@@ -320,6 +325,12 @@ def _scrub(value: Any, distance_km: float | None) -> Any:
     if isinstance(value, list):
         return [_scrub(item, distance_km) for item in value]
     return value
+
+
+def take_disclosed(session: Session) -> set[int]:
+    """Ids of anonymous listings shown in full to CCMA staff since the last call (then forgotten)."""
+    found: set[int] = session.info.pop(DISCLOSED, set())
+    return found
 
 
 def audience(session: Session, user: User | None) -> Audience:

@@ -10,11 +10,11 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from ..extensions import db
-from ..services import stats
+from ..services import audit, stats
 from ..services.errors import ValidationError
 from . import bp, charts, exports
 from . import labels as lb
-from .access import STATISTICS, roles_required
+from .access import STATISTICS, roles_required, staff_user
 
 
 def today() -> Any:
@@ -104,6 +104,12 @@ def _export_args(period: stats.Period, filters: stats.Filters) -> dict[str, str]
     return {"from": stats.month_label(period.first), "to": stats.month_label(period.last), **filters.as_args()}
 
 
+def _audit_export(period: stats.Period, filters: stats.Filters, fmt: str) -> None:
+    """An export leaves the workspace: who took which figures is kept."""
+    audit.record(db.session, staff_user(), audit.STATS_EXPORTED, format=fmt, **_export_args(period, filters))
+    db.session.commit()
+
+
 def _filename(period: stats.Period, ext: str) -> str:
     return f"statistiques-ccma-{stats.month_label(period.first)}-{stats.month_label(period.last)}.{ext}"
 
@@ -114,6 +120,7 @@ def export_csv() -> Response:
     period, filters, _errors, _values = view_args()
     d = stats.dashboard(db.session, period, filters, today())
     body = exports.csv_text(d, lb.Names())
+    _audit_export(period, filters, "csv")
     return Response(body.encode("utf-8-sig"), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{_filename(period, "csv")}"'})
 
@@ -124,5 +131,6 @@ def export_xlsx() -> Response:
     period, filters, _errors, _values = view_args()
     d = stats.dashboard(db.session, period, filters, today())
     body = exports.xlsx_bytes(d, lb.Names())
+    _audit_export(period, filters, "xlsx")
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{_filename(period, "xlsx")}"'})

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from ..extensions import db
 from ..models import FollowUp, Frequency, Listing, MaterialFamily, Role, Unit, utcnow
-from ..services import facilitation
+from ..services import audit, facilitation
 from ..services.errors import Conflict, ValidationError
 from . import bp
 from .access import FACILITATION, STATISTICS, roles_required, staff_user
@@ -32,6 +32,10 @@ def home() -> Response:
 def queue() -> str:
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     items, total = facilitation.queue(db.session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    # The queue names the firms behind anonymous listings: the look is audited, like a match's.
+    audit.record(db.session, staff_user(), audit.MATCHES_LISTED, page="queue",
+                 match_ids=audit.ids(item.match for item in items))
+    db.session.commit()
     return render_template("staff/queue.html", items=items, total=total, page=page,
                            pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
                            counts=facilitation.follow_up_counts(db.session),
@@ -43,7 +47,10 @@ def queue() -> str:
 def pipeline() -> str:
     wanted = request.args.get("status")
     status = FollowUp(wanted) if wanted in {s.value for s in FollowUp} else None
-    return render_template("staff/pipeline.html", matches=facilitation.pipeline(db.session, follow_up=status),
+    matches = facilitation.pipeline(db.session, follow_up=status)
+    audit.record(db.session, staff_user(), audit.MATCHES_LISTED, page="follow-up", match_ids=audit.ids(matches))
+    db.session.commit()
+    return render_template("staff/pipeline.html", matches=matches,
                            status=status, counts=facilitation.follow_up_counts(db.session),
                            labels=facilitation.FOLLOW_UP_LABELS, order=[*facilitation.FOLLOW_UP_ORDER,
                                                                         FollowUp.dropped])
@@ -135,7 +142,11 @@ def firms() -> str:
 @roles_required(FACILITATION)
 def firm(firm_id: int) -> str:
     found = facilitation.firm(db.session, firm_id)
-    return render_template("staff/firm.html", firm=found, listings=facilitation.firm_listings(db.session, found))
+    listings = facilitation.firm_listings(db.session, found)
+    # Contacts, sites and every listing, anonymous ones included: what other firms may not see.
+    audit.record(db.session, staff_user(), audit.FIRM_VIEWED, "firm", found.id, listing_ids=audit.ids(listings))
+    db.session.commit()
+    return render_template("staff/firm.html", firm=found, listings=listings)
 
 
 def _form_options() -> dict[str, Any]:
@@ -190,6 +201,8 @@ def edit_listing(listing_id: int) -> Any:
         values.update(kind=listing.kind.value, unit=listing.unit.value, frequency=listing.frequency.value,
                       anonymous="on" if listing.anonymous else "")
         values = {k: ("" if v is None else v) for k, v in values.items()}
+        audit.record(db.session, staff_user(), audit.LISTING_VIEWED, "listing", listing.id, firm_id=listing.firm_id)
+        db.session.commit()
         return render_template("staff/listing_form.html", firm=listing.firm, listing=listing, values=values,
                                errors={}, **_form_options())
     data = _listing_data()
@@ -209,4 +222,6 @@ def edit_listing(listing_id: int) -> Any:
 @roles_required(FACILITATION)
 def reminders() -> str:
     due = facilitation.listings_due_for_reminder(db.session, utcnow())
+    audit.record(db.session, staff_user(), audit.LISTINGS_LISTED, page="reminders", listing_ids=audit.ids(due))
+    db.session.commit()
     return render_template("staff/reminders.html", due=due, last_confirmed=facilitation.last_confirmed)

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from ..extensions import db
 from ..models import User
-from ..services import delivery, preferences
+from ..services import audit, delivery, preferences
 
 bp = Blueprint("mailbox", __name__)
 
@@ -36,6 +36,10 @@ def mailbox() -> ResponseReturnValue:
             return current_app.login_manager.unauthorized()  # type: ignore[no-any-return]
         abort(404)
     messages = delivery.mailbox_for(db.session, user)
+    others = [m for m in messages if m.to != user.email]
+    if others:  # an administrator reading other people's e-mails (reset links included): audited
+        audit.record(db.session, user, audit.MAILBOX_VIEWED, message_ids=audit.ids(others))
+        db.session.commit()
     opened = request.args.get("m", type=int)
     return render_template("mailbox/mailbox.html", messages=messages, opened=opened,
                            smtp=bool(current_app.config.get("SMTP_HOST")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, jsonify, render_template, request
+from flask import abort, current_app, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
@@ -13,8 +13,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from ..extensions import csrf, db
+from ..services import audit, visibility
 from ..services.errors import Conflict, NotFound
 from . import bp
+from .common import user
 
 
 def _is_api() -> bool:
@@ -70,6 +72,18 @@ def security_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         # Pages can show another firm's contact: no shared cache keeps them.
         headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.after_app_request
+def audit_disclosures(response: Response) -> Response:
+    """Anonymous listings a facilitator or administrator saw in full (a page, the API): one audit row."""
+    shown = visibility.take_disclosed(db.session)
+    if shown and response.status_code < 400:
+        actor = g.get("api_user") or user()
+        audit.record(db.session, actor, audit.LISTINGS_DISCLOSED, "listing", listing_ids=sorted(shown),
+                     endpoint=request.endpoint)
+        db.session.commit()
     return response
 
 

@@ -1,0 +1,399 @@
+"""Sessions and abuse: what tests/web/test_security.py and tests/web/test_accounts.py do not already hold.
+
+* Signing out ends this browser's session on the server: a copied cookie is worthless for pages and
+  forms alike, even with a form token taken before; other browsers stay signed in; signing in again
+  starts a new session, and a form token from before signing in no longer works.
+* Disabling an account ends its sessions and its API tokens at once; cookies are HttpOnly, SameSite.
+* Rate limits count per connection: neither another e-mail address nor a forged X-Forwarded-For
+  resets them; when Redis dies in the middle they go on in memory, without a single error.
+* Passwords: argon2id with at least OWASP's minimum (19 MiB, 2 passes); older, weaker hashes are
+  upgraded at the next sign-in, on the web and through the API.
+* Every CCMA staff access to what firms keep from each other leaves an audit row (pages, exports,
+  the API, the mailbox); every staff route is either audited or declared free of such data.
+(Security headers on every answer are checked by test_access_matrix.py, on each of its requests.)
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import VerificationError
+from sqlalchemy import select
+
+from matchmaking.extensions import db, limiter
+from matchmaking.models import AuditLog, Listing, User, UserSession
+from matchmaking.services import accounts, users
+from tests.conftest import make_app
+from tests.reliability.privacy_world import (
+    PASSWORD,
+    TOKEN_RE,
+    Territory,
+    browser,
+    build,
+    csrf_token,
+    wipe,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def world(app) -> Any:
+    territory = build(app)
+    yield territory
+    with app.test_request_context():
+        wipe(db.session)
+
+
+def rows(app: Any, model: Any, *where: Any) -> list[Any]:
+    with app.app_context():
+        found = list(db.session.scalars(select(model).where(*where)))
+        db.session.expunge_all()
+        return found
+
+
+def audit_rows(app: Any, action: str) -> list[AuditLog]:
+    return rows(app, AuditLog, AuditLog.action == action)
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+def test_signing_out_ends_this_browser_only_and_its_old_form_tokens_die_with_it(app, world: Territory) -> None:
+    mine, other_browser = browser(app, world, "member_a"), app.test_client()
+    _reset_limits(app)
+    response = other_browser.post("/sign-in", data={"csrf_token": csrf_token(other_browser),
+                                                    "email": world.emails["member_a"], "password": PASSWORD})
+    assert response.status_code == 302
+    form_token = csrf_token(mine)
+    assert mine.post("/sign-out", data={"csrf_token": form_token}).status_code == 302
+    # Someone who copied the cookie (and a form token) before: nothing works any more.
+    thief = browser(app, world, "member_a")
+    response = thief.get("/my")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in")
+    with app.app_context():
+        firm_name = db.session.get(Listing, world.ids["listing A"]).firm.name
+    response = thief.post("/firm/edit", data={"csrf_token": form_token, "name": "Volée"})
+    assert response.status_code in (302, 400)
+    assert response.status_code == 400 or response.headers["Location"].startswith("/sign-in")
+    with app.app_context():
+        assert db.session.get(Listing, world.ids["listing A"]).firm.name == firm_name
+    # The same person's other browser is still signed in: signing out is per browser.
+    assert other_browser.get("/my").status_code == 200
+    live = rows(app, UserSession, UserSession.revoked_at.is_(None))
+    assert accounts.digest(world.cookies["member_a"]) not in {row.id for row in live}
+
+
+def test_signing_in_starts_a_new_session_and_forgets_the_visitors_form_token(app, world: Territory) -> None:
+    visitor = app.test_client()
+    before = csrf_token(visitor)
+    response = visitor.post("/sign-in", data={"csrf_token": before, "email": world.emails["member_a"],
+                                              "password": PASSWORD})
+    assert response.status_code == 302
+    cookie = visitor.get_cookie(app.config["LOGIN_COOKIE_NAME"])
+    assert cookie is not None and cookie.value not in world.cookies.values()
+    assert cookie.http_only and cookie.same_site == "Lax" and cookie.path == "/"
+    # A token planted before signing in (session fixation of forms) is refused afterwards.
+    assert visitor.post("/notifications/read", data={"csrf_token": before}).status_code == 400
+    assert visitor.post("/notifications/read", data={"csrf_token": csrf_token(visitor)}).status_code == 302
+
+
+def test_the_login_cookie_is_secure_when_the_service_is_served_over_https(database_url) -> None:
+    secure = make_app(database_url, SESSION_COOKIE_SECURE=True)
+    with secure.app_context():
+        limiter.reset()
+        user = users.create_user(db.session, email="https@example.fr", password=PASSWORD, role="analyst")
+        db.session.commit()
+        user_id = user.id
+    try:
+        client = secure.test_client()
+        client.post("/sign-in", data={"csrf_token": csrf_token(client), "email": "https@example.fr",
+                                      "password": PASSWORD})
+        cookie = client.get_cookie(secure.config["LOGIN_COOKIE_NAME"])
+        assert cookie is not None and cookie.secure and cookie.http_only
+    finally:
+        with secure.app_context():
+            db.session.delete(db.session.get(User, user_id))
+            db.session.commit()
+
+
+def test_disabling_an_account_ends_its_sessions_and_tokens_at_once(app, world: Territory) -> None:
+    page, bearer = browser(app, world, "member_b"), {"Authorization": f"Bearer {world.tokens['member_b']}"}
+    assert page.get("/my").status_code == 200 and page.get("/api/v1/me", headers=bearer).status_code == 200
+    with app.app_context():
+        db.session.scalar(select(User).where(User.email == world.emails["member_b"])).active = False
+        db.session.commit()
+    assert page.get("/my").headers["Location"].startswith("/sign-in")
+    assert page.get("/api/v1/me", headers=bearer).status_code == 401
+    response = page.post("/api/v1/auth/token", json={"email": world.emails["member_b"], "password": PASSWORD})
+    assert response.status_code == 401
+
+
+def test_a_session_ends_after_its_absolute_lifetime_even_when_used_every_day(app, world: Territory) -> None:
+    with app.app_context():
+        secret = world.cookies["member_a"]
+        row = db.session.get(UserSession, accounts.digest(secret))
+        created = row.created_at
+        for day in (1, 10, 20, 29):
+            assert accounts.load_session(db.session, secret, now=created + timedelta(days=day)) is not None
+        assert accounts.load_session(db.session, secret, now=created + timedelta(days=31)) is None
+        db.session.rollback()
+
+
+# --- rate limits ---------------------------------------------------------------------------------
+
+
+def _reset_limits(app: Any) -> None:
+    with app.app_context():
+        limiter.reset()
+
+
+def test_limits_count_per_connection_whatever_the_address_tried_or_the_forwarded_header(app, world) -> None:
+    _reset_limits(app)
+    client = app.test_client()
+    statuses = []
+    for n in range(11):
+        token = csrf_token(client)
+        statuses.append(client.post("/sign-in", data={"csrf_token": token, "email": f"guess{n}@example.fr",
+                                                      "password": "wrong password"},
+                                    headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code)
+    assert statuses == [422] * 10 + [429]
+    # The API's token endpoint has its own count, kept the same way.
+    api = [client.post("/api/v1/auth/token", json={"email": f"g{n}@example.fr", "password": "x" * 12},
+                       headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(11)]
+    assert api == [401] * 10 + [429]
+    forgot = [client.post("/password/forgot", data={"csrf_token": csrf_token(client),
+                                                     "email": f"who{n}@example.fr"}).status_code for n in range(6)]
+    assert forgot == [200] * 5 + [429]
+    _reset_limits(app)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# A process of its own (the limiter is one object per process), with a Redis of its own that it
+# kills half-way: sign-in and the API's token endpoint must go on counting, in memory, without error.
+REDIS_DIES = r"""
+import re, subprocess, sys, time
+import redis
+from matchmaking import migrate
+from matchmaking.app import create_app
+from matchmaking.extensions import db
+
+port = int(sys.argv[2])
+server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no"], stdout=subprocess.DEVNULL)
+probe = redis.Redis(port=port, socket_connect_timeout=1)
+for _ in range(100):
+    try:
+        probe.ping()
+        break
+    except redis.exceptions.ConnectionError:
+        time.sleep(0.05)
+app = create_app({"TESTING": True, "SECRET_KEY": "t", "SQLALCHEMY_DATABASE_URI": "sqlite:///" + sys.argv[1],
+                  "REDIS_URL": f"redis://127.0.0.1:{port}/0", "RATELIMIT_KEY_PREFIX": "dies"})
+with app.app_context():
+    migrate.upgrade(db.engine)
+client = app.test_client()
+
+def web():
+    page = client.get("/sign-in").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post("/sign-in", data={"csrf_token": token, "email": "a@example.fr",
+                                         "password": "wrong password"}).status_code
+
+def api():
+    return client.post("/api/v1/auth/token", json={"email": "a@example.fr", "password": "wrong pass"}).status_code
+
+before = [web() for _ in range(5)] + [api() for _ in range(5)]
+counted = len(probe.keys("*dies*"))
+server.terminate()
+server.wait(10)
+after = [web() for _ in range(11)] + [api() for _ in range(11)]
+print(" ".join(map(str, before)), "|", counted, "|", " ".join(map(str, after)))
+"""
+
+
+def test_when_redis_dies_half_way_limits_go_on_in_memory_without_errors(tmp_path) -> None:
+    pytest.importorskip("redis")
+    if subprocess.run(["which", "redis-server"], capture_output=True).returncode != 0:
+        pytest.skip("redis-server is not installed")
+    result = subprocess.run([sys.executable, "-c", REDIS_DIES, str(tmp_path / "db.sqlite3"), str(_free_port())],
+                            cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, counted, after = result.stdout.strip().split("|")
+    assert before.split() == ["422"] * 5 + ["401"] * 5
+    assert int(counted) >= 2  # both limits were counted in Redis while it lived
+    web, api = after.split()[:11], after.split()[11:]
+    # Counting starts afresh in memory: ten more tries, then refused; never a server error.
+    assert web == ["422"] * 10 + ["429"] and api == ["401"] * 10 + ["429"], after
+
+
+# --- passwords -----------------------------------------------------------------------------------
+
+OWASP_MIN_MEMORY_KIB = 19 * 1024  # OWASP Password Storage Cheat Sheet; RFC 9106's profiles use more
+
+
+def test_passwords_are_hashed_with_argon2id_and_current_parameters(app, world: Territory) -> None:
+    hasher = users.hasher
+    assert hasher.type is Type.ID
+    assert hasher.memory_cost >= OWASP_MIN_MEMORY_KIB and hasher.time_cost >= 2 and hasher.parallelism >= 1
+    stored = users.hash_password("a long enough secret")
+    assert stored.startswith("$argon2id$v=19$")
+    params = dict(part.split("=") for part in stored.split("$")[3].split(","))
+    assert int(params["m"]) >= OWASP_MIN_MEMORY_KIB and int(params["t"]) >= 2
+    assert not hasher.check_needs_rehash(stored)
+
+
+@pytest.mark.parametrize("way", ["web", "api"])
+def test_an_old_weaker_hash_is_upgraded_at_the_next_sign_in(app, world: Territory, way: str) -> None:
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1, type=Type.I).hash(PASSWORD)
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == world.emails["member_a"]))
+        user.password_hash = weak
+        db.session.commit()
+    _reset_limits(app)
+    client = app.test_client()
+    if way == "web":
+        response = client.post("/sign-in", data={"csrf_token": csrf_token(client), "email": world.emails["member_a"],
+                                                 "password": PASSWORD})
+        assert response.status_code == 302
+    else:
+        response = client.post("/api/v1/auth/token", json={"email": world.emails["member_a"], "password": PASSWORD})
+        assert response.status_code == 200
+    with app.app_context():
+        stored = db.session.scalar(select(User.password_hash).where(User.email == world.emails["member_a"]))
+    assert stored != weak and stored.startswith("$argon2id$") and not users.hasher.check_needs_rehash(stored)
+    assert users.hasher.verify(stored, PASSWORD)
+    with pytest.raises(VerificationError):
+        users.hasher.verify(stored, "not the password")
+
+
+# --- the audit log of staff access ---------------------------------------------------------------
+
+# Staff routes that show or export what firms keep from each other, and the row each leaves.
+AUDITED = {
+    ("GET", "/staff/matches/<int(max=2147483647):match_id>"): "match.viewed",
+    ("GET", "/staff/firms/<int(max=2147483647):firm_id>"): "firm.viewed",
+    ("GET", "/staff/listings/<int(max=2147483647):listing_id>/edit"): "listing.viewed",
+    ("POST", "/staff/listings/<int(max=2147483647):listing_id>/edit"): "listing.updated_on_behalf",
+    ("POST", "/staff/firms/<int(max=2147483647):firm_id>/listings/new"): "listing.created_on_behalf",
+    ("POST", "/staff/matches/<int(max=2147483647):match_id>/introduce"): "match.introduced",
+    ("POST", "/staff/matches/<int(max=2147483647):match_id>/follow-up"): "match.follow_up",
+    ("GET", "/staff/queue"): "matches.listed",
+    ("GET", "/staff/follow-up"): "matches.listed",
+    ("GET", "/staff/reminders"): "listings.listed",
+    ("GET", "/staff/stats/export.csv"): "stats.exported",
+    ("GET", "/staff/stats/export.xlsx"): "stats.exported",
+}
+# Staff routes that show nothing a firm keeps from others (aggregates with small-count suppression,
+# the firms' register, forms, the facilitator's own notes, assets).
+NOT_CONFIDENTIAL = {
+    ("GET", "/staff/"), ("GET", "/staff/firms"), ("GET", "/staff/stats"), ("GET", "/staff/static/<path:filename>"),
+    ("GET", "/staff/firms/<int(max=2147483647):firm_id>/listings/new"),
+    ("POST", "/staff/matches/<int(max=2147483647):match_id>/notes"),
+}
+
+
+def test_every_staff_route_is_audited_or_declared_free_of_confidential_data(app) -> None:
+    staff_routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/staff/")
+                    for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert staff_routes == set(AUDITED) | NOT_CONFIDENTIAL, staff_routes ^ (set(AUDITED) | NOT_CONFIDENTIAL)
+
+
+def _staff_request(client: Any, method: str, rule: str, world: Territory) -> Any:
+    path = (rule.replace("<int(max=2147483647):match_id>", str(world.ids["match B"]))
+            .replace("<int(max=2147483647):firm_id>", str(world.ids["firm A"]))
+            .replace("<int(max=2147483647):listing_id>", str(world.ids["listing A"])))
+    if method == "GET":
+        return client.get(path)
+    forms = {
+        "edit": {"title": "Titre corrigé", "quantity": "4", "unit": "t", "frequency": "monthly"},
+        "new": {"kind": "offer", "title": "Palettes", "quantity": "3", "unit": "t", "frequency": "monthly",
+                "publish": "on"},
+        "introduce": {"message": "Je vous présente l'un à l'autre."},
+        "follow-up": {"follow_up": "contacted"},
+    }
+    data = forms[path.rsplit("/", 1)[1]] | {"csrf_token": csrf_token(client)}
+    return client.post(path, data=data)
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(AUDITED), ids=[f"{m} {r}" for m, r in sorted(AUDITED)])
+def test_each_staff_access_to_confidential_data_leaves_an_audit_row(app, world: Territory, method: str,
+                                                                    rule: str) -> None:
+    action = AUDITED[(method, rule)]
+    before = len(audit_rows(app, action))
+    response = _staff_request(browser(app, world, "facilitator"), method, rule, world)
+    assert response.status_code in (200, 302), response.get_data(as_text=True)[:300]
+    response.close()
+    made = audit_rows(app, action)[before:]
+    with app.app_context():
+        facilitator = db.session.scalar(select(User.id).where(User.email == world.emails["facilitator"]))
+    assert len(made) == 1 and made[0].actor_id == facilitator, action
+
+
+def test_analysts_exports_through_pages_and_the_api_are_audited(app, world: Territory) -> None:
+    analyst = browser(app, world, "analyst")
+    for path in ("/staff/stats/export.csv?from=2025-01&to=2025-12", "/staff/stats/export.xlsx"):
+        response = analyst.get(path)
+        assert response.status_code == 200
+        response.close()
+    bearer = {"Authorization": f"Bearer {world.tokens['analyst']}"}
+    assert analyst.get("/api/v1/stats/summary?from=2025-01", headers=bearer).status_code == 200
+    exported = audit_rows(app, "stats.exported")
+    assert [row.details["format"] for row in exported] == ["csv", "xlsx", "json"]
+    assert exported[0].details["from"] == "2025-01" and exported[2].details["endpoint"] == "api.stats_summary"
+
+
+def test_staff_reading_an_anonymous_listing_in_full_through_the_api_or_a_page_is_audited(app, world) -> None:
+    listing_id = world.ids["listing A"]
+    for role in ("facilitator", "admin"):
+        client, bearer = browser(app, world, role), {"Authorization": f"Bearer {world.tokens[role]}"}
+        body = client.get(f"/api/v1/listings/{listing_id}", headers=bearer).get_json()
+        assert body["firm"]["name"] == "Fonderie Alpha"  # they introduce firms: they see who it is
+        assert client.get("/api/v1/search?q=chambres", headers=bearer).status_code == 200
+        assert "Fonderie Alpha" in client.get("/").get_data(as_text=True)
+    disclosed = audit_rows(app, "listings.disclosed")
+    assert len(disclosed) == 6 and all(listing_id in row.details["listing_ids"] for row in disclosed)
+    # Analysts and firms see what a third firm sees: nothing disclosed, nothing to audit.
+    for role in ("analyst", "member_b"):
+        client, bearer = browser(app, world, role), {"Authorization": f"Bearer {world.tokens[role]}"}
+        assert client.get(f"/api/v1/listings/{listing_id}", headers=bearer).get_json()["firm"] is None
+        assert "Fonderie Alpha" not in client.get("/").get_data(as_text=True)
+    assert len(audit_rows(app, "listings.disclosed")) == 6
+
+
+def test_an_administrator_reading_other_peoples_mail_is_audited(app, world: Territory) -> None:
+    _reset_limits(app)
+    visitor = app.test_client()
+    visitor.post("/password/forgot", data={"csrf_token": csrf_token(visitor), "email": world.emails["member_b"]})
+    admin = browser(app, world, "admin")
+    page = admin.get("/boite-mail").get_data(as_text=True)
+    assert world.emails["member_b"] in page
+    viewed = audit_rows(app, "mailbox.viewed")
+    assert len(viewed) == 1 and viewed[0].details["message_ids"]
+    # A member reading their own mail is no access to anyone else's.
+    browser(app, world, "member_b").get("/boite-mail")
+    assert len(audit_rows(app, "mailbox.viewed")) == 1
+
+
+def test_sign_in_form_tokens_are_per_session(app, world: Territory) -> None:
+    one, two = app.test_client(), app.test_client()
+    token = TOKEN_RE.search(one.get("/sign-in").get_data(as_text=True))
+    assert token is not None
+    response = two.post("/sign-in", data={"csrf_token": token.group(1), "email": world.emails["member_a"],
+                                          "password": PASSWORD})
+    assert response.status_code == 400  # another browser's token is worth nothing here
+
+
+
