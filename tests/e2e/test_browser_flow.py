@@ -86,7 +86,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]
 
     path = tmp_path_factory.mktemp("browser") / "app.sqlite3"
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "browser-test",
-                      "RATELIMIT_ENABLED": False, "MAP_TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png"})
+                      # Generous limits, not disabled: the limiter is one per process and other tests need it on.
+                      "RATELIMIT_SIGN_IN": "1000 per minute", "RATELIMIT_REGISTER": "1000 per minute",
+                      "MAP_TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png"})
     with app.app_context():
         migrate.upgrade(db.engine)
         seeding.load_reference(db.session)

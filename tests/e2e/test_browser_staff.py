@@ -62,7 +62,7 @@ def staff_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 
     path = tmp_path_factory.mktemp("browser-staff") / "app.sqlite3"
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "browser-staff",
-                      "RATELIMIT_ENABLED": False})
+                      "RATELIMIT_SIGN_IN": "1000 per minute"})
     with app.app_context():
         migrate.upgrade(db.engine)
         seeding.load_reference(db.session)
