@@ -16,7 +16,7 @@ from sqlalchemy import select
 from tests.workers import harness
 from tests.workers.harness import RedisServer, SmtpSink, WebhookReceiver, pid_of_local_port, report, wait_until
 
-pytestmark = pytest.mark.workers
+pytestmark = [pytest.mark.workers, pytest.mark.postgres_only]
 
 redis_server = harness.redis_server
 rig_factory = harness.rig_factory
