@@ -3,53 +3,74 @@
 ``Index`` keeps, for each kind, the profiles of its listings as sparse matrices (see
 ``vectors``). A listing is matched against the opposite kind without scoring everything: one
 sparse row × matrix product per component yields exactly the listings that share a feature with it
-(all others score 0), then the context (distance, quantities, dates) and the gates are applied to
-those candidates only. Listings added or changed since the last compaction sit in a small buffer
-scored pair by pair; the matrices are rebuilt when the buffer grows.
+(all others score 0); those beyond the need's radius are dropped, then those whose material
+relevance alone is under ``MIN_SCORE``, and only the rest get their context and gates. Listings
+added or changed since the last compaction sit in small matrices of their own; all matrices are
+rebuilt when that buffer grows.
 
-The full rematch works by geographic blocks: needs grouped by grid cell, each cell against the
-offers within reach of its largest radius (a BallTree query), block products, gates, then top-k
-per need and a streaming top-k per offer.
+The full rematch works by geographic blocks: needs grouped by radius class and by a grid cell
+sized to that radius, each group (split until needs × offers fits ``MAX_BLOCK_CELLS``) against the
+offers within reach of its needs (a BallTree query), scored by ``vectors.score_block``. Every
+candidate of a need is in its block, so its top-k is final there; offers keep a running top-k
+across blocks. Within a block, pairs that cannot enter a top-k are dropped before any sorting: a
+need's (offer's) k-th best score is at least the smallest of the maxima of k disjoint groups of its
+pairs, and an offer's also at least its running k-th best. Blocks run on a pool of threads (numpy
+and scipy release the GIL in their loops), each with its own buffers and running top-k per offer,
+merged at the end; the result is the same with any number of threads.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from matchmaking.matching import geo
 from matchmaking.matching.records import NEED, OFFER, Listing, opposite
 from matchmaking.matching.scoring import (
     CANDIDATE_BLOCKS,
+    CONTEXT_SHARE,
     FEATURE_BLOCKS,
     MATERIAL_COMPONENTS,
     MIN_SCORE,
-    ContextArrays,
     Explanation,
     Profile,
     build_profile,
-    components_from_blocks,
     context_components,
     context_fit,
     explain,
     final_score,
-    finish_component,
     material_relevance,
-    sector_known,
 )
-from matchmaking.matching.vectors import FeatureSpace, SideMatrices, context_arrays, pair_block
+from matchmaking.matching.vectors import (
+    FeatureSpace,
+    Scratch,
+    SideMatrices,
+    block_relevance,
+    finish_pairs,
+    pair_block,
+    pair_scores,
+    score_block,
+    surely_allowed,
+)
 
 Match = tuple[int, float, Explanation]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-GRID_DEG = 1.0  # cell size of the rematch blocks
-MAX_BLOCK_NEEDS = 400
+MAX_BLOCK_CELLS = 2_000_000  # needs × offers of one rematch block (about 20 MB of buffers each)
+BLOCK_OVERHEAD_CELLS = 300_000  # what one more block costs, in cells: blocks are split while it pays
+RADIUS_CLASS_STEP = 1.5  # needs whose radii are within this ratio are grouped together
+WORKERS = max(1, min(2, os.cpu_count() or 1))  # threads of the full rematch
 
 
 @dataclass
@@ -61,6 +82,8 @@ class _Side:
     row_of: dict[int, int]
     alive: NDArray[np.bool_]
     pending: set[int]  # ids added or changed since the matrices were built
+    version: int = 0  # changes whenever ``pending`` does
+    pending_cache: tuple[int, list[int], SideMatrices] | None = field(default=None, repr=False)
 
 
 class Index:
@@ -80,7 +103,6 @@ class Index:
         profiles: dict[str, dict[int, Profile]] = {OFFER: {}, NEED: {}}
         for listing in listings:
             profiles[listing.kind][listing.id] = build_profile(listing)
-        self._pending_cache: dict[str, tuple[object, list[int], SideMatrices]] = {}
         self._sides = {kind: self._make_side(kind, profiles[kind]) for kind in (OFFER, NEED)}
 
     @classmethod
@@ -125,6 +147,7 @@ class Index:
         if row is not None:
             side.alive[row] = False
         side.pending.add(listing.id)
+        side.version += 1
         self._maybe_compact(side)
 
     update = add
@@ -135,6 +158,7 @@ class Index:
             if listing_id in side.profiles:
                 del side.profiles[listing_id]
                 side.pending.discard(listing_id)
+                side.version += 1
                 row = side.row_of.get(listing_id)
                 if row is not None:
                     side.alive[row] = False
@@ -156,113 +180,112 @@ class Index:
         return list(self._sides[kind].profiles)
 
     # -- one listing ----------------------------------------------------------------------------
-    def _query_rows(self, query: Profile, side: _Side) -> tuple[IntArray, dict[str, FloatArray]]:
-        """Rows of ``side``'s matrices sharing a candidate feature with ``query``, with component values."""
-        n = side.matrices.size
-        if n == 0:
-            return np.zeros(0, dtype=np.int64), {c: np.zeros(0) for c in MATERIAL_COMPONENTS}
-        dense: dict[str, FloatArray] = {}
-        hit = np.zeros(n, dtype=bool)
-        for comp in FEATURE_BLOCKS:
-            idx, vals = self.space.row(comp, query.features[comp], grow=False)
-            acc = np.zeros(n, dtype=np.float64)
-            if idx:
-                mt = side.transposed[comp]
-                keep = [j for j, col in enumerate(idx) if col < mt.shape[0]]
-                if keep:
-                    q = sparse.csr_matrix(
-                        (np.array([vals[j] for j in keep]), np.array([idx[j] for j in keep]), np.array([0, len(keep)])),
-                        shape=(1, mt.shape[0]),
-                    )
-                    prod = (q @ mt).tocsr()
-                    acc[prod.indices] = prod.data
-                    if comp in CANDIDATE_BLOCKS:
-                        hit[prod.indices] = True
-            dense[comp] = acc
-        hit &= side.alive
-        rows = np.flatnonzero(hit).astype(np.int64)
-        known = side.matrices.sector_known[rows] & sector_known(query)
-        return rows, components_from_blocks({c: finish_component(c, dense[c][rows]) for c in FEATURE_BLOCKS}, known)
-
     def _pending_matrices(self, side: _Side) -> tuple[list[int], SideMatrices]:
-        key = (side.kind, frozenset(side.pending), id(side.matrices))
-        cached = self._pending_cache.get(side.kind)
-        if cached is not None and cached[0] == key:
+        cached = side.pending_cache
+        if cached is not None and cached[0] == side.version:
             return cached[1], cached[2]
         ids = sorted(side.pending)
-        mats = SideMatrices.build([side.profiles[i] for i in ids], FeatureSpace(), kind=side.kind)
-        self._pending_cache[side.kind] = (key, ids, mats)
+        mats = SideMatrices.build([side.profiles[i] for i in ids], self.space, kind=side.kind)
+        side.pending_cache = (side.version, ids, mats)
         return ids, mats
 
-    def _score_against(self, query: Profile, side: _Side) -> tuple[list[int], FloatArray, dict[str, FloatArray]]:
-        """Scores of ``query`` against every live listing of ``side`` that can score above 0."""
-        rows, raw = self._query_rows(query, side)
-        qm = SideMatrices.build([query], FeatureSpace(), kind=query.kind)
-        parts: list[tuple[SideMatrices, IntArray]] = [(side.matrices, rows)]
-        ids: list[int] = side.matrices.ids[rows].tolist()
-        if side.pending:
-            from matchmaking.matching.scoring import material_raw
-
-            p_ids, p_mats = self._pending_matrices(side)
-            add_raw: dict[str, list[float]] = {c: [] for c in MATERIAL_COMPONENTS}
-            keep: list[int] = []
-            for j, pid in enumerate(p_ids):
-                p = side.profiles[pid]
-                o, nd = (query, p) if query.kind == OFFER else (p, query)
-                r = material_raw(o, nd)
-                if any(v > 0 for v in r.values()):
-                    keep.append(j)
-                    for c in MATERIAL_COMPONENTS:
-                        add_raw[c].append(r[c])
-            if keep:
-                ids = ids + [p_ids[j] for j in keep]
-                raw = {c: np.concatenate([raw[c], np.array(add_raw[c])]) for c in MATERIAL_COMPONENTS}
-                parts.append((p_mats, np.array(keep, dtype=np.int64)))
-        if not ids:
-            return [], np.zeros(0), raw
-        ctx_parts = []
-        for mats, prow in parts:
-            if len(prow) == 0:
+    def _query_main(
+        self, query: Profile, qm: SideMatrices, side: _Side
+    ) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
+        """Live rows of ``side``'s main matrices scoring at least ``MIN_SCORE`` with ``query``."""
+        mats = side.matrices
+        n = mats.size
+        parts: dict[str, tuple[NDArray[np.int32], FloatArray]] = {}
+        for comp in FEATURE_BLOCKS:
+            mt = side.transposed[comp]
+            q = qm.mats[comp]
+            if q.nnz == 0 or n == 0:
                 continue
-            zeros = np.zeros(len(prow), dtype=np.int64)
-            if query.kind == OFFER:
-                ctx_parts.append(context_arrays(qm, zeros, mats, prow))
+            if q.shape[1] > mt.shape[0]:  # features the main matrices do not have
+                q = q[:, : mt.shape[0]]
+            elif q.shape[1] < mt.shape[0]:
+                q = sparse.csr_matrix((q.data, q.indices, q.indptr), shape=(1, mt.shape[0]))
+            prod = q @ mt
+            if prod.nnz:
+                parts[comp] = (prod.indices, prod.data)
+        cand_parts = [parts[c][0] for c in CANDIDATE_BLOCKS if c in parts]
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0), {c: np.zeros(0) for c in MATERIAL_COMPONENTS})
+        if not cand_parts:
+            return empty
+        hit = np.zeros(n, dtype=bool)
+        for idx in cand_parts:
+            hit[idx] = True
+        hit &= side.alive
+        rows = np.flatnonzero(hit).astype(np.int64)
+        # Within the need's radius (unknown sites pass).
+        if qm.located[0] and len(rows):
+            dots = mats.xyz[rows] @ qm.xyz[0]
+            near = dots >= (qm.cos_reach[0] if query.kind == NEED else mats.cos_reach[rows])
+            near |= ~mats.located[rows]
+            rows = rows[near]
+        if len(rows) == 0:
+            return empty
+        values = np.zeros(n)
+        summed: dict[str, FloatArray] = {}
+        for comp, (idx, data) in parts.items():
+            values[idx] = data
+            summed[comp] = values[rows]
+            values[idx] = 0.0
+        zeros = np.zeros(len(rows), dtype=np.int64)
+        if query.kind == NEED:
+            keep, score, raw = finish_pairs(mats, rows, qm, zeros, summed, with_raw=True)
+        else:
+            keep, score, raw = finish_pairs(qm, zeros, mats, rows, summed, with_raw=True)
+        assert raw is not None
+        return rows[keep], score, raw
+
+    def _score_against(self, query: Profile, side: _Side) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
+        """(ids, scores, material components) of the live listings of ``side`` scoring at least
+        ``MIN_SCORE`` with ``query``."""
+        if side.pending:
+            p_ids, p_mats = self._pending_matrices(side)  # first: the space then knows their features
+        qm = SideMatrices.build([query], self.space, kind=query.kind, grow=False)
+        rows, scores, raw = self._query_main(query, qm, side)
+        ids = side.matrices.ids[rows]
+        if side.pending and p_ids:
+            everyone = np.arange(len(p_ids), dtype=np.int64)
+            one = np.zeros(1, dtype=np.int64)
+            if query.kind == NEED:
+                b = score_block(p_mats, everyone, qm, one, with_raw=True)
+                p_rows = b.offer_pos
             else:
-                ctx_parts.append(context_arrays(mats, prow, qm, zeros))
-        ctx = ctx_parts[0] if len(ctx_parts) == 1 else _concat_ctx(ctx_parts)
-        cres = context_components(ctx)
-        scores = final_score(material_relevance(raw), context_fit(cres.raw), cres.allowed)
+                b = score_block(qm, one, p_mats, everyone, with_raw=True)
+                p_rows = b.need_pos
+            if len(p_rows):
+                assert b.raw is not None
+                ids = np.concatenate([ids, np.array(p_ids, dtype=np.int64)[p_rows]])
+                scores = np.concatenate([scores, b.score])
+                raw = {c: np.concatenate([raw[c], b.raw[c]]) for c in MATERIAL_COMPONENTS}
         return ids, scores, raw
 
-    def _top(self, query: Profile, side: _Side, k: int, keep: NDArray[np.bool_] | None = None) -> list[Match]:
+    def _top(self, query: Profile, side: _Side, k: int) -> list[Match]:
         ids, scores, raw = self._score_against(query, side)
-        if not ids:
-            return []
-        ok = scores >= MIN_SCORE
-        if keep is not None:
-            ok &= keep[: len(ids)] if len(keep) >= len(ids) else ok
-        cand = np.flatnonzero(ok)
+        cand = np.flatnonzero(scores >= MIN_SCORE)
         if len(cand) == 0:
             return []
         if len(cand) > k:
-            part = np.argpartition(-scores[cand], k - 1)[:k]
-            cand = cand[part]
-        id_arr = np.array(ids, dtype=np.int64)
-        order = np.lexsort((id_arr[cand], -scores[cand]))
+            # The k best, and every pair tied with the k-th (ties go to the smaller id).
+            kth = np.partition(scores[cand], len(cand) - k)[len(cand) - k]
+            cand = cand[scores[cand] >= kth]
+        order = np.lexsort((ids[cand], -scores[cand]))
         out: list[Match] = []
-        for j in cand[order]:
-            other = side.profiles[ids[j]]
+        for j in cand[order][:k]:
+            other = side.profiles[int(ids[j])]
             mraw = {c: float(raw[c][j]) for c in MATERIAL_COMPONENTS}
             offer, need = (query, other) if query.kind == OFFER else (other, query)
             expl = explain(offer, need, mraw)
-            out.append((ids[j], expl.score, expl))
+            out.append((int(ids[j]), expl.score, expl))
         return out
 
     def match(self, listing: Listing, k: int = 10) -> list[Match]:
         """The ``k`` best listings of the opposite kind for ``listing`` (indexed or not)."""
         side = self._sides[opposite(listing.kind)]
-        query = build_profile(listing)
-        return [m for m in self._top(query, side, k) if m[0] != listing.id or True]
+        return self._top(build_profile(listing), side, k)
 
     def explain(self, offer_id: int, need_id: int) -> Explanation:
         offer = self._sides[OFFER].profiles[offer_id]
@@ -307,38 +330,41 @@ class Index:
         return out
 
     # -- everything -----------------------------------------------------------------------------
-    def rematch_all(self, k: int = 10) -> dict[int, list[tuple[int, float]]]:
-        """Top-``k`` (other_id, score) for every listing of both kinds, best first."""
+    def rematch_all(self, k: int = 10, workers: int | None = None) -> dict[int, list[tuple[int, float]]]:
+        """Top-``k`` (other_id, score) for every listing of both kinds, best first (ties: the
+        smaller id first)."""
         self.compact()
         offers = self._sides[OFFER].matrices
         needs = self._sides[NEED].matrices
+        need_top = _TopK(needs.size, k)
+        blocks = sorted(_blocks(offers, needs), key=lambda b: -len(b[0]) * len(b[1]))
+        n_workers = max(1, min(WORKERS if workers is None else workers, len(blocks)))
+        following = itertools.count()  # atomic under the GIL: hands each block to one thread
+        lock = threading.Lock()
+
+        def run() -> _TopK:
+            offer_top = _TopK(offers.size, k)
+            scratch = Scratch()
+            while True:
+                with lock:
+                    i = next(following)
+                if i >= len(blocks):
+                    return offer_top
+                oi, ni = blocks[i]
+                _rematch_block(offers, oi, needs, ni, k, scratch, need_top, offer_top)
+
+        with threadpool_limits(limits=1):
+            if n_workers == 1:
+                tops = [run()]
+            else:
+                with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                    tops = [f.result() for f in [pool.submit(run) for _ in range(n_workers)]]
+        offer_top = tops[0]
+        for other in tops[1:]:
+            offer_top.merge_rows(np.arange(offers.size, dtype=np.int64), other.score, other.other, other.key)
         result: dict[int, list[tuple[int, float]]] = {}
-        n_off = offers.size
-        best_s = np.full((n_off, k), -1.0)
-        best_n = np.full((n_off, k), -1, dtype=np.int64)
-        for oi, ni in _blocks(offers, needs):
-            rows, cols, raw, ctx = pair_block(offers, oi, needs, ni)
-            if len(rows) == 0:
-                continue
-            cres = context_components(ctx)
-            scores = final_score(material_relevance(raw), context_fit(cres.raw), cres.allowed)
-            ok = scores >= MIN_SCORE
-            o_rows = oi[rows[ok]]
-            n_rows = ni[cols[ok]]
-            s = scores[ok]
-            # Needs: all their candidates are in this block.
-            for need_row, top in _top_k_groups(n_rows, o_rows, s, k):
-                result[int(needs.ids[need_row])] = [(int(offers.ids[o]), float(v)) for o, v in top]
-            _merge_offer_tops(best_s, best_n, o_rows, n_rows, s, k)
-        for need_id in needs.ids:
-            result.setdefault(int(need_id), [])
-        for row in range(n_off):
-            valid = best_n[row] >= 0
-            pairs = sorted(
-                zip(best_n[row][valid].tolist(), best_s[row][valid].tolist(), strict=True),
-                key=lambda t: (-t[1], int(needs.ids[t[0]])),
-            )
-            result[int(offers.ids[row])] = [(int(needs.ids[nr]), float(v)) for nr, v in pairs]
+        result.update(need_top.as_lists(needs.ids, offers.ids))
+        result.update(offer_top.as_lists(offers.ids, needs.ids))
         return result
 
     def exhaustive_top(self, listing_id: int, k: int = 10) -> list[tuple[int, float]]:
@@ -369,95 +395,232 @@ class Index:
         return [(int(a), float(b)) for a, b in pairs[:k]]
 
 
-def _concat_ctx(parts: list[ContextArrays]) -> ContextArrays:
-    fields = ContextArrays.__dataclass_fields__
-    return ContextArrays(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+# ---------------------------------------------------------------------------------------------
+# The full rematch
+# ---------------------------------------------------------------------------------------------
+
+_NO_KEY = np.iinfo(np.int64).max
 
 
-def _blocks(offers: SideMatrices, needs: SideMatrices) -> Iterable[tuple[IntArray, IntArray]]:
-    """(offer rows, need rows) blocks covering every pair that can pass the radius gate."""
-    if needs.size == 0 or offers.size == 0:
-        return
-    o_known = ~(np.isnan(offers.lat) | np.isnan(offers.lon))
-    o_unknown_rows = np.flatnonzero(~o_known).astype(np.int64)
-    o_known_rows = np.flatnonzero(o_known).astype(np.int64)
-    tree = geo.RadiusIndex(offers.lat[o_known_rows], offers.lon[o_known_rows])
-    n_known = ~(np.isnan(needs.lat) | np.isnan(needs.lon))
-    all_offers = np.arange(offers.size, dtype=np.int64)
-    unknown_needs = np.flatnonzero(~n_known).astype(np.int64)
-    for start in range(0, len(unknown_needs), MAX_BLOCK_NEEDS):
-        yield all_offers, unknown_needs[start : start + MAX_BLOCK_NEEDS]
-    known = np.flatnonzero(n_known).astype(np.int64)
-    cell_lat = np.floor(needs.lat[known] / GRID_DEG).astype(np.int64)
-    cell_lon = np.floor(needs.lon[known] / GRID_DEG).astype(np.int64)
-    order = np.lexsort((cell_lon, cell_lat))
-    known, cell_lat, cell_lon = known[order], cell_lat[order], cell_lon[order]
-    if len(known) == 0:
-        return
-    change = np.flatnonzero((np.diff(cell_lat) != 0) | (np.diff(cell_lon) != 0)) + 1
-    bounds = np.concatenate([[0], change, [len(known)]])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        rows = known[a:b]
-        lat0 = (cell_lat[a] + 0.5) * GRID_DEG
-        lon0 = (cell_lon[a] + 0.5) * GRID_DEG
-        half_diag = geo.haversine_km(lat0, lon0, lat0 + GRID_DEG / 2, lon0 + GRID_DEG / 2)
-        for start in range(0, len(rows), MAX_BLOCK_NEEDS):
-            chunk = rows[start : start + MAX_BLOCK_NEEDS]
-            reach = float(np.max(needs.radius[chunk])) + half_diag + 1.0
-            if math.isinf(reach):
-                cand = all_offers
-            else:
-                near = o_known_rows[tree.query(lat0, lon0, reach)]
-                cand = np.concatenate([near, o_unknown_rows]) if len(o_unknown_rows) else near
-            if len(cand):
-                yield np.sort(cand), chunk
+class _TopK:
+    """The ``k`` best (score, other row) of each of ``n`` listings, best first, ties by the
+    other's id (``key``); empty slots hold score -1, row -1."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.k = k
+        self.score = np.full((n, k), -1.0)
+        self.other = np.full((n, k), -1, dtype=np.int64)
+        self.key = np.full((n, k), _NO_KEY, dtype=np.int64)
+
+    def threshold(self, rows: IntArray) -> FloatArray:
+        """The score a new pair of each row must reach to possibly enter its top-k."""
+        result: FloatArray = self.score[rows, self.k - 1]
+        return result
+
+    def merge_rows(self, rows: IntArray, score: FloatArray, other: IntArray, key: IntArray) -> None:
+        """Merge (len(rows), m) candidates, sorted or not, into the rows' top-k (rows unique)."""
+        cat_s = np.concatenate([self.score[rows], score], axis=1)
+        cat_o = np.concatenate([self.other[rows], other], axis=1)
+        cat_k = np.concatenate([self.key[rows], key], axis=1)
+        idx = np.lexsort((cat_k, -cat_s), axis=1)[:, : self.k]
+        self.score[rows] = np.take_along_axis(cat_s, idx, axis=1)
+        self.other[rows] = np.take_along_axis(cat_o, idx, axis=1)
+        self.key[rows] = np.take_along_axis(cat_k, idx, axis=1)
+
+    def as_lists(self, ids: IntArray, other_ids: IntArray) -> Iterator[tuple[int, list[tuple[int, float]]]]:
+        counts = (self.other >= 0).sum(axis=1).tolist()
+        others = np.where(self.other >= 0, other_ids[np.maximum(self.other, 0)], -1).tolist()
+        scores = self.score.tolist()
+        for listing_id, n, o, s in zip(ids.tolist(), counts, others, scores, strict=True):
+            yield listing_id, list(zip(o[:n], s[:n], strict=True))
 
 
-def _top_k_groups(
-    group: IntArray, other: IntArray, score: FloatArray, k: int
-) -> Iterable[tuple[int, list[tuple[int, float]]]]:
-    """For each value of ``group``, its ``k`` best (other, score), best first."""
-    if len(group) == 0:
-        return
-    order = np.lexsort((other, -score, group))
+def _group_floor(group: IntArray, value: FloatArray, k: int) -> FloatArray:
+    """For each pair, a value its group's k-th largest ``value`` is sure to reach (``group``
+    non-decreasing): the smallest of the maxima of k disjoint runs of the group's pairs, -inf for
+    groups of at most k pairs."""
+    n = len(group)
+    if n == 0:
+        return np.zeros(0)
+    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+    lengths = np.diff(np.append(starts, n))
+    big = lengths > k
+    floor = np.full(len(starts), -np.inf)
+    if big.any():
+        runs = np.where(big, k, 1)
+        owner = np.repeat(np.arange(len(starts)), runs)
+        first = np.cumsum(runs) - runs
+        c = np.arange(len(owner)) - first[owner]
+        bounds = starts[owner] + (c * lengths[owner]) // runs[owner]
+        maxima = np.maximum.reduceat(value, bounds)
+        floor[big] = maxima[big[owner]].reshape(-1, k).min(axis=1)
+    result: FloatArray = np.repeat(floor, lengths)
+    return result
+
+
+def _column_floor(
+    scratch: Scratch, row: IntArray, col: IntArray, value: FloatArray, nj: int, nc: int, k: int
+) -> FloatArray:
+    """For each column of an nj × nc grid holding ``value`` at (row, col), a value its k-th largest
+    is sure to reach: the smallest of the maxima of k disjoint groups of rows (row mod k); -inf
+    when there are fewer than k rows."""
+    if nj < k:
+        return np.full(nc, -np.inf)
+    grid = scratch.zero_grid(nj * nc)
+    flat = row * nc + col
+    grid[flat] = value
+    maxima = grid.reshape(nj, nc)[: (nj // k) * k].reshape(nj // k, k, nc).max(axis=0)
+    grid[flat] = 0.0
+    result: FloatArray = maxima.min(axis=0)
+    return result
+
+
+def _ranked(group: IntArray, score: FloatArray, key: IntArray, k: int) -> tuple[IntArray, IntArray]:
+    """(positions, rank) of the ``k`` best of each group by score, ties by ``key``, sorted by group
+    then rank."""
+    order = np.lexsort((key, -score, group))
     g = group[order]
     starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
-    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.concatenate([starts, [len(g)]])))
+    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.append(starts, len(g))))
     keep = rank < k
-    g, o, s = g[keep].tolist(), other[order][keep].tolist(), score[order][keep].tolist()
-    current = -1
-    bucket: list[tuple[int, float]] = []
-    for gi, oi, si in zip(g, o, s, strict=True):
-        if gi != current:
-            if bucket:
-                yield current, bucket
-            current, bucket = gi, []
-        bucket.append((oi, si))
-    if bucket:
-        yield current, bucket
+    return order[keep], rank[keep]
 
 
-def _merge_offer_tops(
-    best_s: FloatArray, best_n: IntArray, o_rows: IntArray, n_rows: IntArray, s: FloatArray, k: int
+# Bounds of a pair's score from its material relevance r: at most r (the context factor is at most
+# 1) and, when no gate can stop it, at least (1 - CONTEXT_SHARE) r; widened against rounding.
+_HIGH = 1.0 + 1e-9
+_LOW = (1.0 - CONTEXT_SHARE) * (1.0 - 1e-9)
+
+
+def _rematch_block(
+    offers: SideMatrices,
+    oi: IntArray,
+    needs: SideMatrices,
+    ni: IntArray,
+    k: int,
+    scratch: Scratch,
+    need_top: _TopK,
+    offer_top: _TopK,
 ) -> None:
-    """Merge a block's pairs into the running top-k per offer (vectorised)."""
-    if len(o_rows) == 0:
+    rel = block_relevance(offers, oi, needs, ni, scratch)
+    if len(rel.relevance) == 0:
         return
-    order = np.lexsort((n_rows, -s, o_rows))
-    g, nn, ss = o_rows[order], n_rows[order], s[order]
-    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
-    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.concatenate([starts, [len(g)]])))
-    keep = rank < k
-    g, nn, ss, rank = g[keep], nn[keep], ss[keep], rank[keep]
-    uniq = np.unique(g)
-    new_s = np.full((len(uniq), k), -1.0)
-    new_n = np.full((len(uniq), k), -1, dtype=np.int64)
-    pos = np.searchsorted(uniq, g)
-    new_s[pos, rank] = ss
-    new_n[pos, rank] = nn
-    cat_s = np.concatenate([best_s[uniq], new_s], axis=1)
-    cat_n = np.concatenate([best_n[uniq], new_n], axis=1)
-    # Best k by score, ties by need row (stable, deterministic).
-    idx = np.lexsort((np.where(cat_n < 0, np.iinfo(np.int64).max, cat_n), -cat_s), axis=1)[:, :k]
-    best_s[uniq] = np.take_along_axis(cat_s, idx, axis=1)
-    best_n[uniq] = np.take_along_axis(cat_n, idx, axis=1)
+    nj, nc = len(ni), len(oi)
+    # Pairs that can enter neither their need's top-k nor their offer's are dropped before their
+    # context is computed: a need's k-th best is at least the floor of the low bounds of its pairs
+    # (every candidate of a need is in this block); an offer's is at least that floor over this
+    # block's needs and at least its running k-th best.
+    o_rows = oi[rel.offer_pos]
+    n_rows = ni[rel.need_pos]
+    sure = surely_allowed(offers, o_rows, needs, n_rows, rel.inside)
+    low = np.where(sure, rel.relevance * _LOW, 0.0)
+    high = rel.relevance * _HIGH
+    offer_floor = np.maximum(
+        offer_top.threshold(oi), _column_floor(scratch, rel.need_pos, rel.offer_pos, low, nj, nc, k)
+    )
+    live = np.flatnonzero((high >= _group_floor(rel.need_pos, low, k)) | (high >= offer_floor[rel.offer_pos]))
+    score = pair_scores(offers, o_rows[live], needs, n_rows[live], rel.relevance[live])
+    ok = np.flatnonzero(score >= MIN_SCORE)
+    if len(ok) == 0:
+        return
+    live, score = live[ok], score[ok]
+    need_pos, offer_pos = rel.need_pos[live], rel.offer_pos[live]
+    o_rows, n_rows = o_rows[live], n_rows[live]
+    # Needs: every candidate of these needs is in this block, so their top-k is final.
+    sel = np.flatnonzero(score >= _group_floor(need_pos, score, k))
+    o_keys = offers.ids[o_rows[sel]]
+    pos, rank = _ranked(need_pos[sel], score[sel], o_keys, k)
+    pick = sel[pos]
+    rows = n_rows[pick]
+    need_top.score[rows, rank] = score[pick]
+    need_top.other[rows, rank] = o_rows[pick]
+    need_top.key[rows, rank] = o_keys[pos]
+    # Offers: merged into their running top-k.
+    floor = np.maximum(offer_top.threshold(oi), _column_floor(scratch, need_pos, offer_pos, score, nj, nc, k))
+    sel = np.flatnonzero(score >= floor[offer_pos])
+    if len(sel) == 0:
+        return
+    n_keys = needs.ids[n_rows[sel]]
+    pos, rank = _ranked(offer_pos[sel], score[sel], n_keys, k)
+    touched, slot = np.unique(offer_pos[sel[pos]], return_inverse=True)
+    new_s = np.full((len(touched), k), -1.0)
+    new_o = np.full((len(touched), k), -1, dtype=np.int64)
+    new_k = np.full((len(touched), k), _NO_KEY, dtype=np.int64)
+    new_s[slot, rank] = score[sel[pos]]
+    new_o[slot, rank] = n_rows[sel[pos]]
+    new_k[slot, rank] = n_keys[pos]
+    offer_top.merge_rows(oi[touched], new_s, new_o, new_k)
+
+
+def _blocks(offers: SideMatrices, needs: SideMatrices) -> Iterator[tuple[IntArray, IntArray]]:
+    """(offer rows, need rows) blocks covering every pair that can pass the radius gate: each need
+    in exactly one block, with every offer within its radius (and every offer of unknown site)."""
+    if needs.size == 0 or offers.size == 0:
+        return
+    o_unknown_rows = np.flatnonzero(~offers.located).astype(np.int64)
+    o_known_rows = np.flatnonzero(offers.located).astype(np.int64)
+    tree = geo.RadiusIndex(offers.lat[o_known_rows], offers.lon[o_known_rows])
+    all_offers = np.arange(offers.size, dtype=np.int64)
+    unknown_needs = np.flatnonzero(~needs.located).astype(np.int64)
+    step = max(1, MAX_BLOCK_CELLS // offers.size)
+    for start in range(0, len(unknown_needs), step):
+        yield all_offers, unknown_needs[start : start + step]
+    known = np.flatnonzero(needs.located).astype(np.int64)
+    if len(known) == 0:
+        return
+    radius = needs.radius[known]
+    cls = np.round(np.log(np.maximum(radius, 1e-3)) / math.log(RADIUS_CLASS_STEP)).astype(np.int64)
+    lat = np.radians(needs.lat[known])
+    y = geo.EARTH_RADIUS_KM * lat
+    x = geo.EARTH_RADIUS_KM * np.radians(needs.lon[known]) * np.cos(lat)
+    reach = _Reach(needs, tree, o_known_rows, o_unknown_rows)
+    for c in np.unique(cls):
+        w = np.flatnonzero(cls == c)
+        yield from _split(reach, known[w], x[w], y[w])
+
+
+@dataclass
+class _Reach:
+    """The offers within reach of a group of needs."""
+
+    needs: SideMatrices
+    tree: geo.RadiusIndex
+    known_rows: IntArray
+    unknown_rows: IntArray
+
+    def __call__(self, rows: IntArray) -> IntArray:
+        lat = self.needs.lat[rows]
+        lon = self.needs.lon[rows]
+        lat0 = float((lat.min() + lat.max()) / 2)
+        lon0 = float((lon.min() + lon.max()) / 2)
+        # Any offer within a need's radius is within (radius + the need's distance) of the centre.
+        off = geo.haversine_km_arrays(lat, lon, np.full_like(lat, lat0), np.full_like(lon, lon0))
+        reach = float(np.max(self.needs.radius[rows] + off))
+        near = self.known_rows[self.tree.query(lat0, lon0, reach + 0.01)]
+        cand = np.concatenate([near, self.unknown_rows]) if len(self.unknown_rows) else near
+        result: IntArray = np.sort(cand).astype(np.int64)
+        return result
+
+
+def _split(
+    reach: _Reach, rows: IntArray, x: FloatArray, y: FloatArray, cand: IntArray | None = None
+) -> Iterator[tuple[IntArray, IntArray]]:
+    """Blocks for the needs ``rows`` (planar positions x, y, offers in reach ``cand``): halved along
+    their longer extent while a block is too large or the halves cost less (in cells, counting
+    ``BLOCK_OVERHEAD_CELLS`` for each block)."""
+    if cand is None:
+        cand = reach(rows)
+    if len(cand) == 0:
+        return
+    cells = len(rows) * len(cand)
+    if len(rows) > 1 and cells > BLOCK_OVERHEAD_CELLS // 4:
+        axis = x if np.ptp(x) >= np.ptp(y) else y
+        order = np.argsort(axis, kind="stable")
+        halves = (order[: len(rows) // 2], order[len(rows) // 2 :])
+        cands = [reach(rows[h]) for h in halves]
+        split_cost = sum(len(h) * len(c) + BLOCK_OVERHEAD_CELLS for h, c in zip(halves, cands, strict=True))
+        if cells > MAX_BLOCK_CELLS or split_cost < cells + BLOCK_OVERHEAD_CELLS:
+            for h, c in zip(halves, cands, strict=True):
+                yield from _split(reach, rows[h], x[h], y[h], c)
+            return
+    yield cand, rows

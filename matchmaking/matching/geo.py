@@ -38,6 +38,45 @@ def haversine_km_arrays(
     return result
 
 
+def unit_vectors(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(n, 3) points of the unit sphere for degrees; (0, 0, 0) where a point is unknown."""
+    p = np.radians(np.asarray(lat, dtype=np.float64))
+    lam = np.radians(np.asarray(lon, dtype=np.float64))
+    out = np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])
+    out[~np.isfinite(out).all(axis=1)] = 0.0
+    return out
+
+
+# ``cos_reach`` widens every radius by this much so that the dot-product test never drops a pair
+# the exact distance would keep (rounding of the dot product is far below a metre).
+REACH_MARGIN_KM = 0.001
+
+
+def cos_reach(radius_km: NDArray[np.float64], located: NDArray[np.bool_], inside: bool = False) -> NDArray[np.float64]:
+    """Cosine of the angle of each radius, widened by ``REACH_MARGIN_KM``: a point at unit vector
+    ``v`` may be within the radius of a site at ``u`` only if ``u·v >= cos_reach``; with ``inside``,
+    narrowed instead: a point with ``u·v >= cos_reach`` is surely within. -2 (anything passes) for
+    unknown sites and radii beyond half the globe; +2 (nothing is sure) for radii under the margin."""
+    margin = -REACH_MARGIN_KM if inside else REACH_MARGIN_KM
+    angle = (np.asarray(radius_km, dtype=np.float64) + margin) / EARTH_RADIUS_KM
+    with np.errstate(invalid="ignore"):
+        out = np.where(angle < math.pi, np.cos(np.clip(angle, 0.0, math.pi)), -2.0)
+        out = np.where(angle < 0.0, 2.0, out)
+    result: NDArray[np.float64] = np.where(located, out, -2.0)
+    return result
+
+
+def chord_km(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Great-circle distance in km between rows of unit vectors ``a`` and ``b`` ((n, 3) each).
+
+    The same distance as ``haversine_km_arrays`` (the haversine term is the squared half chord)
+    to about 1e-12 km, computed from coordinate differences, without trigonometry per pair."""
+    d = a - b
+    half = np.sqrt(np.einsum("ij,ij->i", d, d)) * 0.5
+    result: NDArray[np.float64] = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, half))
+    return result
+
+
 def distance_decay(km: NDArray[np.float64]) -> NDArray[np.float64]:
     """1 at the door, 0.5 at ``HALF_DECAY_KM``, slowly towards 0 beyond; NaN (unknown) → 0.5."""
     out = 1.0 / (1.0 + np.asarray(km, dtype=np.float64) / HALF_DECAY_KM)

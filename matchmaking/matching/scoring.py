@@ -421,7 +421,10 @@ def finish_component(name: str, summed: NDArray[np.float64]) -> NDArray[np.float
     power = POWER[name]
     if power == 1.0:
         return np.clip(summed, 0.0, 1.0)
-    result: NDArray[np.float64] = np.minimum(1.0, np.power(np.maximum(summed, 0.0), 1.0 / power))
+    # Only where the sum is positive: most are 0, and the power of 0 takes numpy's slow path.
+    result: NDArray[np.float64] = np.zeros(np.shape(summed))
+    positive = np.flatnonzero(~(np.asarray(summed) <= 0.0))
+    result.flat[positive] = np.minimum(1.0, np.power(np.asarray(summed).flat[positive], 1.0 / power))
     return result
 
 

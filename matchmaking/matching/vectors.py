@@ -3,6 +3,12 @@
 Each material component is a sum of products of per-listing features (see ``scoring``), so a
 block of offers × needs is scored with one sparse matrix product per component; only pairs that
 share at least one feature come out, which is exactly the set of pairs whose score can be above 0.
+
+``score_block`` is what the engine runs: the products of a block are laid on a dense grid of
+needs × offers, pairs beyond the need's radius are dropped before any component is read (a dot
+product of unit vectors per cell), then pairs whose material relevance alone is under
+``MIN_SCORE`` (the context can only lower it), and only the rest get their context. ``pair_block``
+scores every pair of a block the plain way; the evaluation uses it.
 """
 
 from __future__ import annotations
@@ -15,15 +21,21 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from matchmaking.matching import geo
+from matchmaking.matching import geo, quantities
 from matchmaking.matching.records import NEED
 from matchmaking.matching.scoring import (
     CANDIDATE_BLOCKS,
     FEATURE_BLOCKS,
+    MATERIAL_COMPONENTS,
+    MIN_SCORE,
+    POWER,
     ContextArrays,
     Profile,
     components_from_blocks,
+    context_fit,
+    final_score,
     finish_component,
+    material_relevance,
     sector_known,
 )
 
@@ -80,15 +92,85 @@ class SideMatrices:
     avail_from: FloatArray
     avail_until: FloatArray
     sector_known: NDArray[np.bool_]  # the listing has sector features (see scoring.sector_known)
+    # Derived for ``score_block``: unit vectors of the sites (0 where unknown), whether a site is
+    # known, the cosine of the radius a little wider and a little narrower (-2 where the site is
+    # unknown), the most one delivery can carry (annual tonnes, else the lot), whether any date is
+    # set.
+    xyz: FloatArray = field(init=False, repr=False)
+    located: NDArray[np.bool_] = field(init=False, repr=False)
+    cos_reach: FloatArray = field(init=False, repr=False)
+    cos_inside: FloatArray = field(init=False, repr=False)
+    supply: FloatArray = field(init=False, repr=False)
+    dated: NDArray[np.bool_] = field(init=False, repr=False)
+    _combined: dict[tuple[str, tuple[int, ...]], sparse.csr_matrix] = field(
+        init=False, repr=False, default_factory=dict
+    )
+    _sectors: tuple[IntArray, sparse.csr_matrix] | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.located = ~(np.isnan(self.lat) | np.isnan(self.lon))
+        self.xyz = geo.unit_vectors(self.lat, self.lon)
+        self.cos_reach = geo.cos_reach(self.radius, self.located)
+        self.cos_inside = geo.cos_reach(self.radius, self.located, inside=True)
+        self.supply = np.where(np.isnan(self.annual), self.lot, self.annual)
+        self.dated = np.isfinite(self.avail_from) | np.isfinite(self.avail_until)
 
     @property
     def size(self) -> int:
         return len(self.ids)
 
+    def stacked(self, offsets: tuple[int, ...]) -> sparse.csr_matrix:
+        """The candidate blocks side by side (block ``j`` at columns ``offsets[j]``…), one row per
+        listing, in the blocks' own column order within a row."""
+        cached = self._combined.get(("stacked", offsets))
+        if cached is None:
+            parts = [_widen(self.mats[c], offsets[j + 1] - offsets[j]) for j, c in enumerate(CANDIDATE_BLOCKS)]
+            cached = sparse.hstack(parts, format="csr")
+            self._combined[("stacked", offsets)] = cached
+        return cached
+
+    def spread(self, offsets: tuple[int, ...]) -> sparse.csr_matrix:
+        """Row ``j * size + i``: candidate block ``j`` of listing ``i`` at columns ``offsets[j]``…"""
+        cached = self._combined.get(("spread", offsets))
+        if cached is None:
+            parts = [
+                sparse.csr_matrix((m.data, m.indices + offsets[j], m.indptr), shape=(self.size, offsets[-1]))
+                for j, m in enumerate(self.mats[c] for c in CANDIDATE_BLOCKS)
+            ]
+            cached = sparse.vstack(parts, format="csr")
+            self._combined[("spread", offsets)] = cached
+        return cached
+
+    def sector_profiles(self) -> tuple[IntArray, sparse.csr_matrix]:
+        """(profile number of each row, one row per distinct profile) of the sector block: firms'
+        sectors repeat, so its products are taken between distinct profiles only. Rows are equal
+        when they hold the same features in the same order (so sums are summed alike)."""
+        if self._sectors is None:
+            m = self.mats["sector"]
+            lengths = np.diff(m.indptr)
+            width = int(lengths.max()) if len(lengths) else 0
+            if width == 0:
+                self._sectors = (np.zeros(self.size, dtype=np.int64), sparse.csr_matrix((1, m.shape[1])))
+            else:
+                row = np.repeat(np.arange(self.size), lengths)
+                col = np.arange(m.nnz) - np.repeat(m.indptr[:-1], lengths)
+                keys = np.full((self.size, 2 * width), -1.0)
+                keys[row, 2 * col] = m.indices
+                keys[row, 2 * col + 1] = m.data
+                _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+                self._sectors = (inverse.astype(np.int64).ravel(), m[first])
+        return self._sectors
+
     @classmethod
     def build(
-        cls, profiles: Sequence[Profile], space: FeatureSpace | None = None, kind: str | None = None
+        cls,
+        profiles: Sequence[Profile],
+        space: FeatureSpace | None = None,
+        kind: str | None = None,
+        grow: bool = True,
     ) -> SideMatrices:
+        """Matrices of ``profiles`` in ``space``; with ``grow=False`` features the space does not
+        know are left out (no listing of the space has them) and the space is not changed."""
         space = space if space is not None else FeatureSpace()
         n = len(profiles)
         mats: dict[str, sparse.csr_matrix] = {}
@@ -96,10 +178,15 @@ class SideMatrices:
             indptr = np.zeros(n + 1, dtype=np.int64)
             indices: list[int] = []
             data: list[float] = []
+            # Profiles of listings with the same words share their feature dicts: map each once.
+            seen: dict[int, tuple[list[int], list[float]]] = {}
             for i, p in enumerate(profiles):
-                idx, vals = space.row(comp, p.features[comp])
-                indices.extend(idx)
-                data.extend(vals)
+                features = p.features[comp]
+                mapped = seen.get(id(features))
+                if mapped is None:
+                    mapped = seen[id(features)] = space.row(comp, features, grow=grow)
+                indices.extend(mapped[0])
+                data.extend(mapped[1])
                 indptr[i + 1] = len(indices)
             mats[comp] = sparse.csr_matrix(
                 (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32), indptr),
@@ -227,3 +314,337 @@ def pair_block(
     )
     ctx = context_arrays(offers, oi[rows], needs, ni[cols])
     return rows, cols, raw, ctx
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast kernel
+# ---------------------------------------------------------------------------------------------
+
+# Material relevance under this cannot reach ``MIN_SCORE`` (the context factor is at most 1; the
+# margin covers rounding).
+_RELEVANCE_FLOOR = MIN_SCORE * (1.0 - 1e-12)
+
+
+class Scratch:
+    """Reusable per-thread buffers for ``score_block``: grids of needs × offers cells."""
+
+    def __init__(self) -> None:
+        self._mask = np.zeros(0, dtype=bool)
+        self._pair_of = np.zeros(0, dtype=np.int32)
+        self._values = np.zeros(0, dtype=np.float64)
+
+    def grids(self, cells: int) -> tuple[NDArray[np.bool_], NDArray[np.int32]]:
+        """(mask, pair_of) of at least ``cells`` cells, all False and all -1: a caller may write to
+        them and must set them back."""
+        if len(self._mask) < cells:
+            size = max(cells, 2 * len(self._mask))
+            self._mask = np.zeros(size, dtype=bool)
+            self._pair_of = np.full(size, -1, dtype=np.int32)
+        return self._mask, self._pair_of
+
+    def zero_grid(self, cells: int) -> FloatArray:
+        """A grid of ``cells`` zeros: a caller may write to it and must set it back to zero."""
+        if len(self._values) < cells:
+            self._values = np.zeros(max(cells, 2 * len(self._values)))
+        return self._values[:cells]
+
+
+@dataclass
+class BlockScores:
+    """Pairs of a block scoring at least ``MIN_SCORE``, as positions into the block's ``ni`` and
+    ``oi``, in need-major order (by need position, then offer position)."""
+
+    need_pos: IntArray
+    offer_pos: IntArray
+    score: FloatArray
+    raw: dict[str, FloatArray] | None = None  # the four material components, when asked for
+
+    @classmethod
+    def empty(cls, with_raw: bool = False) -> BlockScores:
+        z = np.zeros(0, dtype=np.int64)
+        raw = {c: np.zeros(0) for c in MATERIAL_COMPONENTS} if with_raw else None
+        return cls(z, z.copy(), np.zeros(0), raw)
+
+
+def layout(a: SideMatrices, b: SideMatrices) -> tuple[int, ...]:
+    """Column offsets of the candidate blocks, side by side, wide enough for both sides."""
+    widths = [max(a.mats[c].shape[1], b.mats[c].shape[1]) for c in CANDIDATE_BLOCKS]
+    return tuple(int(x) for x in np.concatenate([[0], np.cumsum(widths)]))
+
+
+@dataclass
+class Relevant:
+    """Pairs of a block within the need's radius whose material relevance can reach
+    ``MIN_SCORE``, as positions into the block's ``ni`` and ``oi``, in need-major order."""
+
+    need_pos: IntArray
+    offer_pos: IntArray
+    relevance: FloatArray
+    inside: NDArray[np.bool_]  # surely within the radius (the exact test may drop the others)
+    raw: dict[str, FloatArray] | None = None
+
+    @classmethod
+    def empty(cls, with_raw: bool = False) -> Relevant:
+        z = np.zeros(0, dtype=np.int64)
+        raw = {c: np.zeros(0) for c in MATERIAL_COMPONENTS} if with_raw else None
+        return cls(z, z.copy(), np.zeros(0), np.zeros(0, dtype=bool), raw)
+
+    def take(self, which: IntArray) -> Relevant:
+        raw = {c: v[which] for c, v in self.raw.items()} if self.raw is not None else None
+        return Relevant(self.need_pos[which], self.offer_pos[which], self.relevance[which], self.inside[which], raw)
+
+
+def score_block(
+    offers: SideMatrices,
+    oi: IntArray,
+    needs: SideMatrices,
+    ni: IntArray,
+    scratch: Scratch | None = None,
+    with_raw: bool = False,
+) -> BlockScores:
+    """Every pair of ``offers[oi]`` × ``needs[ni]`` that scores at least ``MIN_SCORE``, with its
+    score, exactly as ``pair_block`` and ``scoring`` compute it (distances to about 1e-12 km)."""
+    rel = block_relevance(offers, oi, needs, ni, scratch, with_raw)
+    score = pair_scores(offers, oi[rel.offer_pos], needs, ni[rel.need_pos], rel.relevance)
+    ok = np.flatnonzero(score >= MIN_SCORE)
+    raw = {c: v[ok] for c, v in rel.raw.items()} if rel.raw is not None else None
+    return BlockScores(rel.need_pos[ok], rel.offer_pos[ok], score[ok], raw)
+
+
+def block_relevance(
+    offers: SideMatrices,
+    oi: IntArray,
+    needs: SideMatrices,
+    ni: IntArray,
+    scratch: Scratch | None = None,
+    with_raw: bool = False,
+) -> Relevant:
+    """The pairs of ``offers[oi]`` × ``needs[ni]`` within the need's radius whose material
+    relevance reaches ``MIN_SCORE``, with that relevance.
+
+    One sparse product does the four candidate blocks: offers' blocks side by side (``stacked``)
+    times needs' blocks one row each (``spread``), so entry (offer, 4 × need + block) is the block's
+    sum of products, summed in the same order as the block's own product. The sector block is
+    taken between distinct sector profiles (``sector_profiles``).
+    """
+    scratch = scratch if scratch is not None else Scratch()
+    nj, nc = len(ni), len(oi)
+    cells = nj * nc
+    nb = len(CANDIDATE_BLOCKS)
+    if cells == 0:
+        return Relevant.empty(with_raw)
+    offsets = layout(offers, needs)
+    slots = (ni[:, None] + needs.size * np.arange(nb)[None, :]).ravel()
+    prod = offers.stacked(offsets)[oi] @ needs.spread(offsets)[slots].T
+    if prod.nnz == 0:
+        return Relevant.empty(with_raw)
+    # Cell of each entry: need position × nc + offer position (int32: a block has < 2**31 cells).
+    col = prod.indices
+    flat = (col // nb).astype(np.int32) * np.int32(nc)
+    flat += np.repeat(np.arange(nc, dtype=np.int32), np.diff(prod.indptr))
+    mask, pair_of = scratch.grids(cells)
+    mask[flat] = True
+    cand = np.flatnonzero(mask[:cells]).astype(np.int32)
+    mask[cand] = False
+    need_pos = cand // np.int32(nc)
+    offer_pos = cand - need_pos * np.int32(nc)
+    # Within the radius: u·v >= cos(radius) (unknown sites pass).
+    n_cos = needs.cos_reach[ni]
+    inside: NDArray[np.bool_] | None = None
+    if np.any(n_cos > -2.0):
+        nx = needs.xyz[ni].T.copy()
+        ox = offers.xyz[oi].T.copy()
+        dot = nx[0][need_pos] * ox[0][offer_pos]
+        dot += nx[1][need_pos] * ox[1][offer_pos]
+        dot += nx[2][need_pos] * ox[2][offer_pos]
+        near = dot >= n_cos[need_pos]
+        o_unknown = ~offers.located[oi]
+        if o_unknown.any():
+            near |= o_unknown[offer_pos]
+        w = np.flatnonzero(near)
+        cand, need_pos, offer_pos = cand[w], need_pos[w], offer_pos[w]
+        inside = dot[w] >= needs.cos_inside[ni][need_pos]
+        if o_unknown.any():
+            inside |= o_unknown[offer_pos]
+    n_pairs = len(cand)
+    if n_pairs == 0:
+        return Relevant.empty(with_raw)
+    # Finished block values of the kept pairs (entries of other cells are dropped): the same
+    # ``finish_component``, taken on the nonzero sums only.
+    pair_of[cand] = np.arange(n_pairs, dtype=np.int32)
+    entry_pair = pair_of[flat]
+    pair_of[cand] = -1
+    kept = np.flatnonzero(entry_pair >= 0)
+    block = col[kept] % nb
+    value = prod.data[kept]
+    for power in sorted({POWER[c] for c in CANDIDATE_BLOCKS}):
+        of_power = np.array([POWER[c] == power for c in CANDIDATE_BLOCKS])
+        at = np.flatnonzero(of_power[block])
+        value[at] = np.minimum(value[at], 1.0) if power == 1.0 else np.minimum(1.0, np.power(value[at], 1.0 / power))
+    finished_all = np.zeros(nb * n_pairs)
+    finished_all[block * n_pairs + entry_pair[kept]] = value
+    finished = {comp: finished_all[j * n_pairs : (j + 1) * n_pairs] for j, comp in enumerate(CANDIDATE_BLOCKS)}
+    finished["sector"] = _sector_values(offers, oi, offer_pos, needs, ni, need_pos)
+    need_pos = need_pos.astype(np.int64)
+    offer_pos = offer_pos.astype(np.int64)
+    keep, relevance, raw = relevance_of(offers, oi[offer_pos], needs, ni[need_pos], finished, with_raw, True)
+    return Relevant(
+        need_pos[keep],
+        offer_pos[keep],
+        relevance,
+        inside[keep] if inside is not None else np.ones(len(keep), dtype=bool),
+        raw,
+    )
+
+
+def _sector_values(
+    offers: SideMatrices, oi: IntArray, offer_pos: IntArray, needs: SideMatrices, ni: IntArray, need_pos: IntArray
+) -> FloatArray:
+    """Finished sector block of the pairs (``oi[offer_pos]``, ``ni[need_pos]``), from the products
+    of the distinct profiles of the block."""
+    o_ids, o_unique = offers.sector_profiles()
+    n_ids, n_unique = needs.sector_profiles()
+    if o_unique.nnz == 0 or n_unique.nnz == 0 or len(offer_pos) == 0:
+        return np.zeros(len(offer_pos))
+    o_used, o_at = _renumber(o_ids[oi], o_unique.shape[0])
+    n_used, n_at = _renumber(n_ids[ni], n_unique.shape[0])
+    a = o_unique[o_used]
+    b = n_unique[n_used]
+    width = max(a.shape[1], b.shape[1])
+    table = finish_component("sector", (_widen(a, width) @ _widen(b, width).T).toarray())
+    result: FloatArray = table[o_at[offer_pos], n_at[need_pos]]
+    return result
+
+
+def _renumber(values: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """(the distinct values, sorted; the position of each value among them), for values < size."""
+    seen = np.zeros(size, dtype=bool)
+    seen[values] = True
+    used = np.flatnonzero(seen)
+    number = np.zeros(size, dtype=np.int64)
+    number[used] = np.arange(len(used))
+    return used, number[values]
+
+
+def relevance_of(
+    offers: SideMatrices,
+    o_rows: IntArray,
+    needs: SideMatrices,
+    n_rows: IntArray,
+    summed: dict[str, FloatArray],
+    with_raw: bool = False,
+    finished: bool = False,
+) -> tuple[IntArray, FloatArray, dict[str, FloatArray] | None]:
+    """From the summed feature products of pairs (a block missing from ``summed`` is 0; already
+    through ``finish_component`` if ``finished``) to the positions of the pairs whose material
+    relevance can reach ``MIN_SCORE`` (the context factor is at most 1), that relevance and, if
+    asked for, their material components."""
+    n = len(o_rows)
+    zeros = np.zeros(n)
+    blocks = {
+        comp: (summed[comp] if finished else finish_component(comp, summed[comp])) if comp in summed else zeros
+        for comp in FEATURE_BLOCKS
+    }
+    raw = components_from_blocks(blocks, offers.sector_known[o_rows] & needs.sector_known[n_rows])
+    relevance = material_relevance(raw)
+    keep = np.flatnonzero(relevance >= _RELEVANCE_FLOOR)
+    out_raw = {c: raw[c][keep] for c in MATERIAL_COMPONENTS} if with_raw else None
+    return keep, relevance[keep], out_raw
+
+
+def finish_pairs(
+    offers: SideMatrices,
+    o_rows: IntArray,
+    needs: SideMatrices,
+    n_rows: IntArray,
+    summed: dict[str, FloatArray],
+    with_raw: bool = False,
+) -> tuple[IntArray, FloatArray, dict[str, FloatArray] | None]:
+    """From the summed feature products of pairs to the positions of the pairs scoring at least
+    ``MIN_SCORE``, their scores and, if asked for, their material components."""
+    keep, relevance, raw = relevance_of(offers, o_rows, needs, n_rows, summed, with_raw)
+    score = pair_scores(offers, o_rows[keep], needs, n_rows[keep], relevance)
+    ok = np.flatnonzero(score >= MIN_SCORE)
+    out_raw = {c: v[ok] for c, v in raw.items()} if raw is not None else None
+    return keep[ok], score[ok], out_raw
+
+
+def surely_allowed(
+    offers: SideMatrices, o_rows: IntArray, needs: SideMatrices, n_rows: IntArray, inside: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Pairs no gate can stop: surely within the radius (``inside``), not a hazardous offer to a
+    need that cannot take it, a lot the seller can fill (or unknown)."""
+    ok = inside.copy()
+    haz = offers.hazardous[o_rows]
+    if haz.any():
+        ok &= ~(haz & ~needs.accepts[n_rows])
+    n_lot = needs.lot[n_rows]
+    lot = np.flatnonzero(~np.isnan(n_lot))
+    if len(lot):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ok[lot] &= ~(offers.supply[o_rows[lot]] / n_lot[lot] < quantities.MIN_LOT_SHARE)
+    return ok
+
+
+def pair_scores(
+    offers: SideMatrices, o_rows: IntArray, needs: SideMatrices, n_rows: IntArray, relevance: FloatArray
+) -> FloatArray:
+    """Final scores of pairs (offers row ``o_rows[k]``, needs row ``n_rows[k]``) of known material
+    relevance: ``scoring.context_components``, ``context_fit`` and ``final_score`` fused, with the
+    same arithmetic, on what each pair needs."""
+    n = len(o_rows)
+    if n == 0:
+        return np.zeros(0)
+    both = offers.located[o_rows] & needs.located[n_rows]
+    km = np.full(n, np.nan)
+    if both.all():
+        km = geo.chord_km(offers.xyz[o_rows], needs.xyz[n_rows])
+    elif both.any():
+        w = np.flatnonzero(both)
+        km[w] = geo.chord_km(offers.xyz[o_rows[w]], needs.xyz[n_rows[w]])
+    distance = geo.distance_decay(km)
+    with np.errstate(invalid="ignore"):
+        allowed = ~(km > needs.radius[n_rows])
+    haz = offers.hazardous[o_rows]
+    if haz.any():
+        allowed &= ~(haz & ~needs.accepts[n_rows])
+    qfit, compatible = _quantity_fit(offers, o_rows, needs, n_rows)
+    allowed &= compatible
+    avail = np.ones(n)
+    dated = offers.dated[o_rows] & needs.dated[n_rows]
+    if dated.any():
+        w = np.flatnonzero(dated)
+        ow, nw = o_rows[w], n_rows[w]
+        avail[w] = quantities.availability_overlap_arrays(
+            offers.avail_from[ow], offers.avail_until[ow], needs.avail_from[nw], needs.avail_until[nw]
+        )
+    context = context_fit({"distance": distance, "quantity": qfit, "availability": avail})
+    return final_score(relevance, context, allowed)
+
+
+def _quantity_fit(
+    offers: SideMatrices, o_rows: IntArray, needs: SideMatrices, n_rows: IntArray
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """``quantities.quantity_fit_arrays`` (fit, compatible) for the pairs, with the same
+    arithmetic; the lot terms are computed only where the need gives a lot (elsewhere they are
+    neutral: a factor of exactly 1 and no gate)."""
+    o_freq = offers.freq[o_rows]
+    n_freq = needs.freq[n_rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.minimum(1.0, offers.annual[o_rows] / needs.annual[n_rows])
+        fit = np.where(np.isnan(share), quantities.NEUTRAL, np.sqrt(np.clip(share, 0.0, 1.0)))
+        compatible = np.ones(len(o_rows), dtype=bool)
+        n_lot = needs.lot[n_rows]
+        lot = np.flatnonzero(~np.isnan(n_lot))
+        if len(lot):
+            lot_need = n_lot[lot]
+            o_lot = o_rows[lot]
+            compatible[lot] = ~(offers.supply[o_lot] / lot_need < quantities.MIN_LOT_SHARE)
+            lot_ratio = np.minimum(1.0, offers.lot[o_lot] / lot_need)
+            fit[lot] = fit[lot] * np.where(np.isnan(lot_ratio), 1.0, 0.6 + 0.4 * lot_ratio)
+        known = (o_freq >= 0) & (n_freq >= 0)
+        once_mismatch = known & ((o_freq == 0) != (n_freq == 0))
+        gap = np.abs(o_freq.astype(np.int16) - n_freq.astype(np.int16))
+        rhythm = np.where(once_mismatch, 0.8, np.where(known & (gap >= 2), 0.9, 1.0))
+        fit = np.clip(fit * rhythm, 0.0, 1.0)
+    return fit, compatible
