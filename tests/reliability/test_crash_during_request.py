@@ -1,0 +1,259 @@
+"""A web worker killed (SIGKILL) in the middle of a request leaves nothing half-written.
+
+A real gunicorn serves the app on PostgreSQL. A firm uploads a large CSV import (thousands of rows,
+several seconds of work in one transaction); the worker is killed at several moments: while it
+reads and checks the rows, once its transaction has started writing, and late in the writing. After
+each kill the firm has either every listing of the file or none, the outbox has an event for each
+listing written and no other, and gunicorn's new worker serves the same import to the end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from matchmaking.models import Firm, Listing, OutboxEvent
+from tests.conftest import make_app
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = 3000
+PASSWORD = "correct horse battery"
+TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("the crash drill runs on PostgreSQL (the PostgreSQL pass)")
+    server = make_url(os.environ["TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
+    name = f"matchmaking_crash_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _prepare(url: str) -> tuple[str, int]:
+    from matchmaking import migrate
+    from matchmaking.extensions import db
+    from matchmaking.services import seeding
+    from tests.factories import make_firm, make_user
+
+    app = make_app(url)
+    with app.app_context():
+        migrate.upgrade(db.engine)
+        seeding.load_reference(db.session)
+        firm = make_firm(db.session)
+        user = make_user(db.session, firm, password=PASSWORD)
+        db.session.commit()
+        email, firm_id = user.email, firm.id
+        db.session.remove()
+        db.engine.dispose()
+    return email, firm_id
+
+
+def _csv(batch: str) -> bytes:
+    lines = ["référence;type;titre;description;code déchet;quantité;unité;fréquence;rayon km"]
+    for i in range(ROWS):
+        kind = "offre" if i % 2 else "besoin"
+        lines.append(f"{batch}-{i:05d};{kind};Chutes de bois {batch} {i};Sèches, non traitées;03 01 05;"
+                     f"{1 + i % 7},5;t;mensuel;{'40' if i % 2 == 0 else ''}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Browser:
+    """Cookies and CSRF tokens, as a browser keeps them."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str, timeout: float = 30) -> str:
+        with self.opener.open(self.base + path, timeout=timeout) as response:
+            return str(response.read().decode())
+
+    def token(self, path: str) -> str:
+        found = TOKEN_RE.search(self.get(path))
+        assert found, f"no CSRF token on {path}"
+        return found.group(1)
+
+    def sign_in(self, email: str) -> None:
+        body = urllib.parse.urlencode({"csrf_token": self.token("/sign-in"), "email": email,
+                                       "password": PASSWORD}).encode()
+        with self.opener.open(self.base + "/sign-in", data=body, timeout=30) as response:
+            assert response.status == 200  # the redirect followed
+
+    def upload(self, content: bytes, timeout: float = 120) -> int:
+        boundary = uuid.uuid4().hex
+        parts = io.BytesIO()
+        for name, value in (("csrf_token", self.token("/listings/import")), ("mode", "all")):
+            parts.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+        parts.write(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="annonces.csv"\r\n'
+                    "Content-Type: text/csv\r\n\r\n".encode() + content + b"\r\n")
+        parts.write(f"--{boundary}--\r\n".encode())
+        request = urllib.request.Request(self.base + "/listings/import", data=parts.getvalue(), method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            with self.opener.open(request, timeout=timeout) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+
+def _worker_pid(master: int, previous: int | None = None, wait: float = 30) -> int:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except FileNotFoundError:
+            children = []
+        pids = [int(p) for p in children if int(p) != previous]
+        if pids:
+            return pids[0]
+        time.sleep(0.05)
+    raise AssertionError("gunicorn started no worker")
+
+
+def _writing(engine: Any, database: str) -> bool:
+    """A transaction of the app has written something (it holds a transaction id)."""
+    with engine.connect() as conn:
+        return bool(conn.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid() "
+            "AND backend_xid IS NOT NULL"), {"d": database}))
+
+
+def _state(engine: Any, firm_id: int) -> tuple[int, int]:
+    with engine.connect() as conn:
+        listings = conn.scalar(select(func.count()).select_from(Listing).where(Listing.firm_id == firm_id)) or 0
+        events = conn.scalar(select(func.count()).select_from(OutboxEvent)) or 0
+    return listings, events
+
+
+def _wait_idle(engine: Any, database: str, wait: float = 30) -> None:
+    """PostgreSQL has noticed the dead connection and rolled its transaction back."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _writing(engine, database):
+        time.sleep(0.1)
+
+
+def test_a_worker_killed_during_an_import_leaves_all_or_nothing(postgres_url: str, tmp_path: Path) -> None:
+    email, firm_id = _prepare(postgres_url)
+    database = make_url(postgres_url).database
+    engine = create_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "TEST_DATABASE_URL"}}
+    env |= {"DATABASE_URL": postgres_url, "SECRET_KEY": "crash-drill", "MATCHMAKING_RATELIMIT_ENABLED": "false",
+            "CELERY_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"}
+    log = (tmp_path / "gunicorn.log").open("w")
+    master = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "1", "--timeout", "120", "--no-control-socket",
+         "-b", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    outcomes: list[tuple[str, int, int]] = []
+    try:
+        browser = Browser(f"http://127.0.0.1:{port}")
+        ready(browser, tmp_path / "gunicorn.log")
+        browser.sign_in(email)
+        worker = _worker_pid(master.pid)
+        expected_listings = 0
+        # When to kill: while the rows are read and checked (no write yet), as soon as the
+        # transaction writes, and a while into the writing.
+        for when in ("checking", "first write", "writing"):
+            batch = uuid.uuid4().hex[:6]
+            errors: list[BaseException] = []
+            thread = threading.Thread(target=_call, args=(browser.upload, _csv(batch), errors))
+            thread.start()
+            started = time.monotonic()
+            if when == "checking":
+                time.sleep(0.8)
+            else:
+                while not _writing(engine, database):
+                    assert thread.is_alive(), f"the import ended before it wrote: {errors}"
+                    assert time.monotonic() - started < 120, "the import never started writing"
+                    time.sleep(0.01)
+                if when == "writing":
+                    time.sleep(1.0)
+            os.kill(worker, signal.SIGKILL)
+            thread.join(60)
+            _wait_idle(engine, database)
+            listings, events = _state(engine, firm_id)
+            outcomes.append((when, listings - expected_listings, time.monotonic() - started))
+            assert listings - expected_listings in (0, ROWS), f"killed while {when}: {listings} listings"
+            assert events == listings, f"killed while {when}: {events} outbox events for {listings} listings"
+            expected_listings = listings
+            worker = _worker_pid(master.pid, previous=worker)
+            ready(browser, tmp_path / "gunicorn.log")  # the new worker has booted
+
+        # The new worker takes the same kind of import to the end.
+        status = browser.upload(_csv("final"))
+        assert status == 200
+        listings, events = _state(engine, firm_id)
+        assert listings == expected_listings + ROWS and events == listings
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Firm)) == 1
+    finally:
+        master.send_signal(signal.SIGTERM)
+        try:
+            master.wait(30)
+        except subprocess.TimeoutExpired:
+            master.kill()
+        log.close()
+        engine.dispose()
+    report = ROOT / "test-output" / "crash-drill.txt"
+    report.parent.mkdir(exist_ok=True)
+    with report.open("a") as out:
+        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} rows_per_import={ROWS} "
+                  + " ".join(f"killed_while_{w.replace(' ', '_')}=+{n}_listings_after_{s:.1f}s"
+                             for w, n, s in outcomes) + "\n")
+
+
+def _call(upload: Any, content: bytes, errors: list[BaseException]) -> None:
+    try:
+        upload(content)
+    except (OSError, http.client.HTTPException) as exc:  # the connection dies with the worker
+        errors.append(exc)
+
+
+def ready(browser: Browser, log: Path, wait: float = 180) -> None:
+    """Wait until a worker answers (booting one takes a few seconds, more on a busy machine)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            browser.get("/sign-in", timeout=10)
+            return
+        except OSError:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
