@@ -11,8 +11,9 @@ Firm A lists anonymously only; B has accepted a match with A (so B knows A), a f
 introduced A to C, A expressed interest in one of C's needs. Firm C then makes every request it can
 make — pages, the JSON API, search with each distance filter and ranking, its match pages, two
 decisions — and receives its e-mails (embedded mailbox) and webhook calls, the worker handlers called
-directly as a worker would. Every answer, e-mail and webhook body must be byte-identical in both
-worlds once ids-free volatile parts (form tokens, timestamps) are normalised. Ids need no
+directly as a worker would. A CCMA analyst and a visitor not signed in, who see what any third
+firm sees, make their requests too. Every answer, e-mail and webhook body must be byte-identical
+in both worlds once the volatile parts (form tokens, timestamps) are normalised. Ids need no
 normalising: both worlds create the same rows in the same order.
 """
 
@@ -214,6 +215,8 @@ def build(app: Any, secret: dict[str, Any]) -> dict[str, Any]:
         member_c = session.get(User, ids["member_c"])
         ids["cookie"], _row = accounts.start_session(session, member_c)
         ids["token"] = tokens.issue(session, member_c, "two worlds")
+        analyst = add_user(session, "alain@ccma.example.fr", Role.analyst, name="Alain Analyste")
+        ids["analyst_token"] = tokens.issue(session, analyst, "two worlds")
         ids["cookie_a"], _row = accounts.start_session(session, member_a)
         session.commit()
     run_outbox(app)
@@ -302,6 +305,19 @@ def third_firm_requests(app: Any, ids: dict[str, Any], record: Recording, webhoo
         if url.endswith("/haras"):
             record.add(f"webhook {url}", normalise(body))
 
+    # A CCMA analyst and a visitor who is not signed in see what any third firm sees.
+    analyst, visitor = {"Authorization": f"Bearer {ids['analyst_token']}"}, app.test_client()
+    for listing_id in listing_ids:
+        get(f"/api/v1/listings/{listing_id}", headers=analyst)
+        response = visitor.get(f"/listings/{listing_id}")
+        record.add(f"visitor GET /listings/{listing_id}", f"{response.status_code} {response.headers.get('Location')}")
+    for query in ("/api/v1/listings", "/api/v1/listings?kind=offer", "/api/v1/search?q=chambres+à+air&near=53147",
+                  "/api/v1/search?q=sciure&near=53271&radius_km=3", "/api/v1/matches", "/api/v1/me"):
+        get(query, headers=analyst)
+    for path in ("/", "/?kind=offer", "/?lang=en"):
+        response = visitor.get(path)
+        record.add(f"visitor GET {path}", normalise(response.get_data(as_text=True)))
+
     # Sanity: the worlds do differ, for those allowed to see it (A itself sees its name and price).
     owner = app.test_client()
     owner.set_cookie(app.config["LOGIN_COOKIE_NAME"], ids["cookie_a"])
@@ -348,7 +364,7 @@ def differences(first: Recording, second: Recording) -> list[str]:
 def test_a_third_firm_sees_the_same_bytes_in_both_worlds(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     worlds = [run_world(secret, monkeypatch) for secret in SECRETS]
     found = differences(*worlds)
-    requests = sum(1 for label, _ in worlds[0].answers if label.startswith(("GET", "POST")))
+    requests = sum(1 for label, _ in worlds[0].answers if label.startswith(("GET", "POST", "visitor")))
     messages = sum(1 for label, _ in worlds[0].answers if label.startswith(("e-mail", "webhook")))
     with capsys.disabled():
         print(f"\ntwo worlds: {requests} requests, {messages} e-mails and webhook calls compared, "
