@@ -21,11 +21,12 @@ merged at the end; the result is the same with any number of threads.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -52,14 +53,19 @@ from matchmaking.matching.scoring import (
     material_relevance,
 )
 from matchmaking.matching.vectors import (
+    _RELEVANCE_FLOOR,
     FeatureSpace,
+    Relevant,
     Scratch,
     SideMatrices,
-    block_relevance,
+    _stable_order,
+    block_table,
+    class_pairs,
     finish_pairs,
     pair_block,
     pair_scores,
     score_block,
+    strong_pairs,
     surely_allowed,
 )
 
@@ -219,7 +225,7 @@ class Index:
         rows = np.flatnonzero(hit).astype(np.int64)
         # Within the need's radius (unknown sites pass).
         if qm.located[0] and len(rows):
-            dots = mats.xyz[rows] @ qm.xyz[0]
+            dots = qm.xyz[:, 0] @ mats.xyz[:, rows]
             near = dots >= (qm.cos_reach[0] if query.kind == NEED else mats.cos_reach[rows])
             near |= ~mats.located[rows]
             rows = rows[near]
@@ -339,7 +345,7 @@ class Index:
         need_top = _TopK(needs.size, k)
         blocks = sorted(_blocks(offers, needs), key=lambda b: -len(b[0]) * len(b[1]))
         n_workers = max(1, min(WORKERS if workers is None else workers, len(blocks)))
-        following = itertools.count()  # atomic under the GIL: hands each block to one thread
+        following = itertools.count()  # hands each block to one thread
         lock = threading.Lock()
 
         def run() -> _TopK:
@@ -353,19 +359,27 @@ class Index:
                 oi, ni = blocks[i]
                 _rematch_block(offers, oi, needs, ni, k, scratch, need_top, offer_top)
 
-        with threadpool_limits(limits=1):
-            if n_workers == 1:
-                tops = [run()]
-            else:
-                with ThreadPoolExecutor(max_workers=n_workers) as pool:
-                    tops = [f.result() for f in [pool.submit(run) for _ in range(n_workers)]]
-        offer_top = tops[0]
-        for other in tops[1:]:
-            offer_top.merge_rows(np.arange(offers.size, dtype=np.int64), other.score, other.other, other.key)
-        result: dict[int, list[tuple[int, float]]] = {}
-        result.update(need_top.as_lists(needs.ids, offers.ids))
-        result.update(offer_top.as_lists(offers.ids, needs.ids))
+        collecting = gc.isenabled()
+        gc.disable()  # millions of small results: collections would scan every profile, for nothing
+        try:
+            with threadpool_limits(limits=1):
+                tops = self._run_blocks(run, n_workers)
+            offer_top = tops[0]
+            for other in tops[1:]:
+                offer_top.merge_rows(np.arange(offers.size, dtype=np.int64), other.score, other.other, other.key)
+            result = need_top.as_lists(needs.ids, offers.ids)
+            result.update(offer_top.as_lists(offers.ids, needs.ids))
+        finally:
+            if collecting:
+                gc.enable()
         return result
+
+    @staticmethod
+    def _run_blocks(run: Callable[[], _TopK], n_workers: int) -> list[_TopK]:
+        if n_workers == 1:
+            return [run()]
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            return [f.result() for f in [pool.submit(run) for _ in range(n_workers)]]
 
     def exhaustive_top(self, listing_id: int, k: int = 10) -> list[tuple[int, float]]:
         """Top-k by scoring every listing of the opposite kind (reference for recall checks)."""
@@ -427,12 +441,15 @@ class _TopK:
         self.other[rows] = np.take_along_axis(cat_o, idx, axis=1)
         self.key[rows] = np.take_along_axis(cat_k, idx, axis=1)
 
-    def as_lists(self, ids: IntArray, other_ids: IntArray) -> Iterator[tuple[int, list[tuple[int, float]]]]:
+    def as_lists(self, ids: IntArray, other_ids: IntArray) -> dict[int, list[tuple[int, float]]]:
         counts = (self.other >= 0).sum(axis=1).tolist()
-        others = np.where(self.other >= 0, other_ids[np.maximum(self.other, 0)], -1).tolist()
+        others = other_ids[np.maximum(self.other, 0)].tolist()
         scores = self.score.tolist()
-        for listing_id, n, o, s in zip(ids.tolist(), counts, others, scores, strict=True):
-            yield listing_id, list(zip(o[:n], s[:n], strict=True))
+        k = self.k
+        return {
+            listing_id: list(zip(o, s, strict=True)) if n == k else list(zip(o[:n], s[:n], strict=True))
+            for listing_id, n, o, s in zip(ids.tolist(), counts, others, scores, strict=True)
+        }
 
 
 def _group_floor(group: IntArray, value: FloatArray, k: int) -> FloatArray:
@@ -490,6 +507,44 @@ def _ranked(group: IntArray, score: FloatArray, key: IntArray, k: int) -> tuple[
 # 1) and, when no gate can stop it, at least (1 - CONTEXT_SHARE) r; widened against rounding.
 _HIGH = 1.0 + 1e-9
 _LOW = (1.0 - CONTEXT_SHARE) * (1.0 - 1e-9)
+# Pairs sharing only valorisation routes come in classes (see ``vectors.block_table``). For each
+# need, those of the classes within this share of its best class are scored first; the others only
+# if they can still enter the need's or the offer's top-k.
+ROUTE_BAND = 0.9
+
+
+@dataclass
+class _Scored:
+    """Scored pairs of a block (positions into ``ni`` and ``oi``), need-major."""
+
+    need_pos: IntArray
+    offer_pos: IntArray
+    score: FloatArray
+
+    @classmethod
+    def concat(cls, parts: list[_Scored]) -> _Scored:
+        need_pos = np.concatenate([p.need_pos for p in parts])
+        order = _stable_order(need_pos)
+        return cls(
+            need_pos[order],
+            np.concatenate([p.offer_pos for p in parts])[order],
+            np.concatenate([p.score for p in parts])[order],
+        )
+
+
+def _scored(offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: IntArray, rel: Relevant) -> _Scored:
+    score = pair_scores(offers, oi[rel.offer_pos], needs, ni[rel.need_pos], rel.relevance)
+    ok = np.flatnonzero(score >= MIN_SCORE)
+    return _Scored(rel.need_pos[ok], rel.offer_pos[ok], score[ok])
+
+
+def _need_floor(scored: _Scored, nj: int, k: int) -> FloatArray:
+    """For each need position, a score its k-th best is sure to reach (-inf if unknown)."""
+    out = np.full(nj, -np.inf)
+    if len(scored.score):
+        floor = _group_floor(scored.need_pos, scored.score, k)
+        out[scored.need_pos] = floor  # one value per need
+    return out
 
 
 def _rematch_block(
@@ -502,32 +557,56 @@ def _rematch_block(
     need_top: _TopK,
     offer_top: _TopK,
 ) -> None:
-    rel = block_relevance(offers, oi, needs, ni, scratch)
-    if len(rel.relevance) == 0:
-        return
     nj, nc = len(ni), len(oi)
-    # Pairs that can enter neither their need's top-k nor their offer's are dropped before their
-    # context is computed: a need's k-th best is at least the floor of the low bounds of its pairs
-    # (every candidate of a need is in this block); an offer's is at least that floor over this
-    # block's needs and at least its running k-th best.
-    o_rows = oi[rel.offer_pos]
-    n_rows = ni[rel.need_pos]
-    sure = surely_allowed(offers, o_rows, needs, n_rows, rel.inside)
-    low = np.where(sure, rel.relevance * _LOW, 0.0)
-    high = rel.relevance * _HIGH
-    offer_floor = np.maximum(
-        offer_top.threshold(oi), _column_floor(scratch, rel.need_pos, rel.offer_pos, low, nj, nc, k)
-    )
-    live = np.flatnonzero((high >= _group_floor(rel.need_pos, low, k)) | (high >= offer_floor[rel.offer_pos]))
-    score = pair_scores(offers, o_rows[live], needs, n_rows[live], rel.relevance[live])
-    ok = np.flatnonzero(score >= MIN_SCORE)
-    if len(ok) == 0:
+    table = block_table(offers, oi, needs, ni)
+    strong, marked = strong_pairs(offers, oi, needs, ni, table, scratch)
+    try:
+        # A pair is scored only if it may enter its need's top-k or its offer's. A need's k-th best
+        # is at least the floor (``_group_floor``) of the low bounds of its pairs (every candidate
+        # of a need is in this block); an offer's, at least that floor over this block's needs and
+        # at least its running k-th best. A pair's relevance bounds its score from above.
+        sure = surely_allowed(offers, oi[strong.offer_pos], needs, ni[strong.need_pos], strong.inside)
+        low = np.where(sure, strong.relevance * _LOW, 0.0)
+        high = strong.relevance * _HIGH
+        low_floor = _group_floor(strong.need_pos, low, k)
+        low_need_floor = np.full(nj, -np.inf)
+        low_need_floor[strong.need_pos] = low_floor
+        low_offer_floor = np.maximum(
+            offer_top.threshold(oi), _column_floor(scratch, strong.need_pos, strong.offer_pos, low, nj, nc, k)
+        )
+        live = np.flatnonzero((high >= low_floor) | (high >= low_offer_floor[strong.offer_pos]))
+        parts = [_scored(offers, oi, needs, ni, strong.take(live))]
+        # Pairs sharing only routes: by class, the best classes of each need first.
+        by_need = table.relevance[:, table.gn].T  # needs × offer classes
+        usable = by_need >= _RELEVANCE_FLOOR
+        need_floor = np.maximum(_need_floor(parts[0], nj, k), low_need_floor)
+        band = np.maximum(ROUTE_BAND * by_need.max(axis=1, initial=0.0), need_floor / _HIGH)
+        first = usable & (by_need >= band[:, None])
+        parts.append(_scored(offers, oi, needs, ni, class_pairs(offers, oi, needs, ni, table, scratch, first)))
+        so_far = _Scored.concat(parts)
+        need_floor = np.maximum(_need_floor(so_far, nj, k), low_need_floor)
+        offer_floor = np.maximum(
+            low_offer_floor, _column_floor(scratch, so_far.need_pos, so_far.offer_pos, so_far.score, nj, nc, k)
+        )
+        then = usable & ~first & (by_need * _HIGH >= need_floor[:, None])
+        parts.append(_scored(offers, oi, needs, ni, class_pairs(offers, oi, needs, ni, table, scratch, then)))
+        by_offer = table.relevance[table.go, :]  # offers × need classes
+        wanted = (by_offer >= _RELEVANCE_FLOOR) & (by_offer * _HIGH >= offer_floor[:, None])
+        more = class_pairs(offers, oi, needs, ni, table, scratch, offer_classes=wanted)
+        # Only the pairs the two passes above did not take.
+        g = table.go[more.offer_pos]
+        done = first[more.need_pos, g] | then[more.need_pos, g]
+        parts.append(_scored(offers, oi, needs, ni, more.take(np.flatnonzero(~done))))
+    finally:
+        scratch.clear(marked)
+    b = _Scored.concat(parts)
+    if len(b.score) == 0:
         return
-    live, score = live[ok], score[ok]
-    need_pos, offer_pos = rel.need_pos[live], rel.offer_pos[live]
-    o_rows, n_rows = o_rows[live], n_rows[live]
+    score, need_pos, offer_pos = b.score, b.need_pos, b.offer_pos
+    o_rows, n_rows = oi[offer_pos], ni[need_pos]
     # Needs: every candidate of these needs is in this block, so their top-k is final.
     sel = np.flatnonzero(score >= _group_floor(need_pos, score, k))
+    sel = sel[score[sel] >= _group_floor(need_pos[sel], score[sel], k)]
     o_keys = offers.ids[o_rows[sel]]
     pos, rank = _ranked(need_pos[sel], score[sel], o_keys, k)
     pick = sel[pos]

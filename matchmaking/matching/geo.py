@@ -39,11 +39,11 @@ def haversine_km_arrays(
 
 
 def unit_vectors(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(n, 3) points of the unit sphere for degrees; (0, 0, 0) where a point is unknown."""
+    """(3, n) points of the unit sphere (rows x, y, z) for degrees; 0 where a point is unknown."""
     p = np.radians(np.asarray(lat, dtype=np.float64))
     lam = np.radians(np.asarray(lon, dtype=np.float64))
-    out = np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])
-    out[~np.isfinite(out).all(axis=1)] = 0.0
+    out = np.stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])
+    out[:, ~np.isfinite(out).all(axis=0)] = 0.0
     return out
 
 
@@ -67,12 +67,18 @@ def cos_reach(radius_km: NDArray[np.float64], located: NDArray[np.bool_], inside
 
 
 def chord_km(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Great-circle distance in km between rows of unit vectors ``a`` and ``b`` ((n, 3) each).
+    """Great-circle distance in km between columns of unit vectors ``a`` and ``b`` ((3, n) each).
 
     The same distance as ``haversine_km_arrays`` (the haversine term is the squared half chord)
     to about 1e-12 km, computed from coordinate differences, without trigonometry per pair."""
-    d = a - b
-    half = np.sqrt(np.einsum("ij,ij->i", d, d)) * 0.5
+    d = a[0] - b[0]
+    sq = d * d
+    d = a[1] - b[1]
+    sq += d * d
+    d = a[2] - b[2]
+    sq += d * d
+    half = np.sqrt(sq)
+    half *= 0.5
     result: NDArray[np.float64] = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, half))
     return result
 

@@ -92,7 +92,7 @@ class SideMatrices:
     avail_from: FloatArray
     avail_until: FloatArray
     sector_known: NDArray[np.bool_]  # the listing has sector features (see scoring.sector_known)
-    # Derived for ``score_block``: unit vectors of the sites (0 where unknown), whether a site is
+    # Derived for ``score_block``: unit vectors of the sites ((3, n), 0 where unknown), whether a site is
     # known, the cosine of the radius a little wider and a little narrower (-2 where the site is
     # unknown), the most one delivery can carry (annual tonnes, else the lot), whether any date is
     # set.
@@ -102,10 +102,11 @@ class SideMatrices:
     cos_inside: FloatArray = field(init=False, repr=False)
     supply: FloatArray = field(init=False, repr=False)
     dated: NDArray[np.bool_] = field(init=False, repr=False)
-    _combined: dict[tuple[str, tuple[int, ...]], sparse.csr_matrix] = field(
+    _combined: dict[tuple[str, tuple[str, ...], tuple[int, ...]], sparse.csr_matrix] = field(
         init=False, repr=False, default_factory=dict
     )
-    _sectors: tuple[IntArray, sparse.csr_matrix] | None = field(init=False, repr=False, default=None)
+    _profiles: dict[str, tuple[IntArray, sparse.csr_matrix]] = field(init=False, repr=False, default_factory=dict)
+    _classes: tuple[IntArray, IntArray, IntArray] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.located = ~(np.isnan(self.lat) | np.isnan(self.lon))
@@ -119,47 +120,68 @@ class SideMatrices:
     def size(self) -> int:
         return len(self.ids)
 
-    def stacked(self, offsets: tuple[int, ...]) -> sparse.csr_matrix:
-        """The candidate blocks side by side (block ``j`` at columns ``offsets[j]``…), one row per
+    def stacked(self, offsets: tuple[int, ...], blocks: tuple[str, ...]) -> sparse.csr_matrix:
+        """The ``blocks`` side by side (block ``j`` at columns ``offsets[j]``…), one row per
         listing, in the blocks' own column order within a row."""
-        cached = self._combined.get(("stacked", offsets))
+        cached = self._combined.get(("stacked", blocks, offsets))
         if cached is None:
-            parts = [_widen(self.mats[c], offsets[j + 1] - offsets[j]) for j, c in enumerate(CANDIDATE_BLOCKS)]
+            parts = [_widen(self.mats[c], offsets[j + 1] - offsets[j]) for j, c in enumerate(blocks)]
             cached = sparse.hstack(parts, format="csr")
-            self._combined[("stacked", offsets)] = cached
+            self._combined[("stacked", blocks, offsets)] = cached
         return cached
 
-    def spread(self, offsets: tuple[int, ...]) -> sparse.csr_matrix:
-        """Row ``j * size + i``: candidate block ``j`` of listing ``i`` at columns ``offsets[j]``…"""
-        cached = self._combined.get(("spread", offsets))
+    def spread(self, offsets: tuple[int, ...], blocks: tuple[str, ...]) -> sparse.csr_matrix:
+        """Row ``j * size + i``: block ``blocks[j]`` of listing ``i`` at columns ``offsets[j]``…"""
+        cached = self._combined.get(("spread", blocks, offsets))
         if cached is None:
             parts = [
                 sparse.csr_matrix((m.data, m.indices + offsets[j], m.indptr), shape=(self.size, offsets[-1]))
-                for j, m in enumerate(self.mats[c] for c in CANDIDATE_BLOCKS)
+                for j, m in enumerate(self.mats[c] for c in blocks)
             ]
             cached = sparse.vstack(parts, format="csr")
-            self._combined[("spread", offsets)] = cached
+            self._combined[("spread", blocks, offsets)] = cached
         return cached
 
-    def sector_profiles(self) -> tuple[IntArray, sparse.csr_matrix]:
-        """(profile number of each row, one row per distinct profile) of the sector block: firms'
-        sectors repeat, so its products are taken between distinct profiles only. Rows are equal
-        when they hold the same features in the same order (so sums are summed alike)."""
-        if self._sectors is None:
-            m = self.mats["sector"]
+    def profiles(self, block: str) -> tuple[IntArray, sparse.csr_matrix]:
+        """(profile number of each row, one row per distinct profile) of a feature block. Rows are
+        the same profile when they hold the same features in the same order (so that their sums
+        of products are summed alike)."""
+        cached = self._profiles.get(block)
+        if cached is None:
+            m = self.mats[block]
             lengths = np.diff(m.indptr)
             width = int(lengths.max()) if len(lengths) else 0
             if width == 0:
-                self._sectors = (np.zeros(self.size, dtype=np.int64), sparse.csr_matrix((1, m.shape[1])))
+                cached = (np.zeros(self.size, dtype=np.int64), sparse.csr_matrix((1, m.shape[1])))
             else:
-                row = np.repeat(np.arange(self.size), lengths)
-                col = np.arange(m.nnz) - np.repeat(m.indptr[:-1], lengths)
-                keys = np.full((self.size, 2 * width), -1.0)
-                keys[row, 2 * col] = m.indices
-                keys[row, 2 * col + 1] = m.data
-                _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-                self._sectors = (inverse.astype(np.int64).ravel(), m[first])
-        return self._sectors
+                number: dict[bytes, int] = {}
+                first: list[int] = []
+                ids = np.empty(self.size, dtype=np.int64)
+                indptr = m.indptr.tolist()
+                idx_bytes = m.indices.astype(np.int32).tobytes()
+                val_bytes = m.data.astype(np.float64).tobytes()
+                for i in range(self.size):
+                    a, b = indptr[i], indptr[i + 1]
+                    key = idx_bytes[4 * a : 4 * b] + val_bytes[8 * a : 8 * b]
+                    found = number.get(key)
+                    if found is None:
+                        found = number[key] = len(first)
+                        first.append(i)
+                    ids[i] = found
+                cached = (ids, m[np.array(first, dtype=np.int64)])
+            self._profiles[block] = cached
+        return cached
+
+    def classes(self) -> tuple[IntArray, IntArray, IntArray]:
+        """(class of each row, route profile of each class, sector profile of each class): rows of
+        a class share their route and sector profiles, so pairs sharing nothing else score alike."""
+        if self._classes is None:
+            route, _ = self.profiles("route")
+            sector, sectors = self.profiles("sector")
+            key = route * (sectors.shape[0] + 1) + sector
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            self._classes = (inverse.astype(np.int64).ravel(), route[first], sector[first])
+        return self._classes
 
     @classmethod
     def build(
@@ -342,6 +364,10 @@ class Scratch:
             self._pair_of = np.full(size, -1, dtype=np.int32)
         return self._mask, self._pair_of
 
+    def clear(self, cells: IntArray) -> None:
+        """Unmark ``cells`` in the mask."""
+        self._mask[cells] = False
+
     def zero_grid(self, cells: int) -> FloatArray:
         """A grid of ``cells`` zeros: a caller may write to it and must set it back to zero."""
         if len(self._values) < cells:
@@ -366,16 +392,22 @@ class BlockScores:
         return cls(z, z.copy(), np.zeros(0), raw)
 
 
-def layout(a: SideMatrices, b: SideMatrices) -> tuple[int, ...]:
-    """Column offsets of the candidate blocks, side by side, wide enough for both sides."""
-    widths = [max(a.mats[c].shape[1], b.mats[c].shape[1]) for c in CANDIDATE_BLOCKS]
+# Blocks compared listing by listing (words and codes); the route and sector blocks depend on few
+# distinct profiles (uses, sectors) and are compared between classes of listings (``classes``).
+STRONG_BLOCKS = ("text", "material", "code")
+assert set(STRONG_BLOCKS) | {"route", "sector"} == set(FEATURE_BLOCKS) and "route" in CANDIDATE_BLOCKS
+
+
+def layout(a: SideMatrices, b: SideMatrices, blocks: tuple[str, ...]) -> tuple[int, ...]:
+    """Column offsets of ``blocks`` side by side, wide enough for both sides."""
+    widths = [max(a.mats[c].shape[1], b.mats[c].shape[1]) for c in blocks]
     return tuple(int(x) for x in np.concatenate([[0], np.cumsum(widths)]))
 
 
 @dataclass
 class Relevant:
     """Pairs of a block within the need's radius whose material relevance can reach
-    ``MIN_SCORE``, as positions into the block's ``ni`` and ``oi``, in need-major order."""
+    ``MIN_SCORE``, as positions into the block's ``ni`` and ``oi``."""
 
     need_pos: IntArray
     offer_pos: IntArray
@@ -392,6 +424,230 @@ class Relevant:
     def take(self, which: IntArray) -> Relevant:
         raw = {c: v[which] for c, v in self.raw.items()} if self.raw is not None else None
         return Relevant(self.need_pos[which], self.offer_pos[which], self.relevance[which], self.inside[which], raw)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Relevant]) -> Relevant:
+        """The pairs of all parts, in need-major order (stable)."""
+        need_pos = np.concatenate([p.need_pos for p in parts])
+        order = _stable_order(need_pos)
+        raw = None
+        if all(p.raw is not None for p in parts):
+            raw = {
+                c: np.concatenate([p.raw[c] for p in parts if p.raw is not None])[order] for c in MATERIAL_COMPONENTS
+            }
+        return cls(
+            need_pos[order],
+            np.concatenate([p.offer_pos for p in parts])[order],
+            np.concatenate([p.relevance for p in parts])[order],
+            np.concatenate([p.inside for p in parts])[order],
+            raw,
+        )
+
+
+def _stable_order(keys: IntArray) -> IntArray:
+    """A stable sort order of small non-negative integers (radix sort when they fit 16 bits)."""
+    if len(keys) == 0 or int(keys.max()) < 2**15:
+        result: IntArray = np.argsort(keys.astype(np.int16), kind="stable").astype(np.int64)
+    else:
+        result = np.argsort(keys, kind="stable").astype(np.int64)
+    return result
+
+
+@dataclass
+class BlockTable:
+    """The classes (see ``SideMatrices.classes``) of a block's listings, numbered within the block,
+    and what a pair of each two classes gets from the route and sector blocks."""
+
+    go: IntArray  # class of each offer position
+    gn: IntArray  # class of each need position
+    route: FloatArray  # (offer classes, need classes): the route component (with the sector flow)
+    relevance: FloatArray  # the material relevance of a pair that shares nothing else
+    offers_by_class: IntArray  # offer positions sorted by class
+    offer_class_start: IntArray  # where each class starts in it (one more: the end)
+    needs_by_class: IntArray
+    need_class_start: IntArray
+
+
+def block_table(offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: IntArray) -> BlockTable:
+    o_class, o_route, o_sector = offers.classes()
+    n_class, n_route, n_sector = needs.classes()
+    o_used, go = _renumber(o_class[oi], len(o_route))
+    n_used, gn = _renumber(n_class[ni], len(n_route))
+    finished: dict[str, FloatArray] = {}
+    known: NDArray[np.bool_] | None = None
+    for block, o_prof, n_prof in (("route", o_route, n_route), ("sector", o_sector, n_sector)):
+        _, o_rows = offers.profiles(block)
+        _, n_rows = needs.profiles(block)
+        a = o_rows[o_prof[o_used]]
+        b = n_rows[n_prof[n_used]]
+        width = max(a.shape[1], b.shape[1])
+        finished[block] = finish_component(block, (_widen(a, width) @ _widen(b, width).T).toarray())
+        if block == "sector":
+            known = (np.diff(a.indptr) > 0)[:, None] & (np.diff(b.indptr) > 0)[None, :]
+    zeros = np.zeros((len(o_used), len(n_used)))
+    route = components_from_blocks({**{c: zeros for c in STRONG_BLOCKS}, **finished}, known)["route"]
+    relevance = material_relevance({"text": zeros, "material": zeros, "code": zeros, "route": route})
+    o_by, o_start = _by_class(go, len(o_used))
+    n_by, n_start = _by_class(gn, len(n_used))
+    return BlockTable(go, gn, route, relevance, o_by, o_start, n_by, n_start)
+
+
+def _by_class(classes: IntArray, count: int) -> tuple[IntArray, IntArray]:
+    order = np.argsort(classes, kind="stable").astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(np.bincount(classes, minlength=count))]).astype(np.int64)
+    return order, start
+
+
+def _expand(takes: NDArray[np.bool_], by_class: IntArray, start: IntArray) -> tuple[IntArray, IntArray]:
+    """(row, member) for every row of ``takes`` (rows × classes) and every member of each class
+    the row takes; rows in order."""
+    rows, classes = np.nonzero(takes)
+    counts = start[classes + 1] - start[classes]
+    total = int(counts.sum())
+    if total == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z.copy()
+    first = np.cumsum(counts) - counts
+    offset = np.arange(total, dtype=np.int64) - np.repeat(first - start[classes], counts)
+    return np.repeat(rows.astype(np.int64), counts), by_class[offset]
+
+
+def _renumber(values: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """(the distinct values, sorted; the position of each value among them), for values < size."""
+    seen = np.zeros(size, dtype=bool)
+    seen[values] = True
+    used = np.flatnonzero(seen)
+    number = np.zeros(size, dtype=np.int64)
+    number[used] = np.arange(len(used))
+    return used, number[values]
+
+
+def _in_radius(
+    offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: IntArray, need_pos: IntArray, offer_pos: IntArray
+) -> tuple[IntArray | None, NDArray[np.bool_]]:
+    """(positions of the pairs that may be within the need's radius, None for all; which of those
+    are surely within): u·v against the cosines of the radius widened and narrowed."""
+    n_cos = needs.cos_reach[ni]
+    if not np.any(n_cos > -2.0):
+        return None, np.ones(len(need_pos), dtype=bool)
+    nx = needs.xyz[:, ni]
+    ox = offers.xyz[:, oi]
+    dot = nx[0][need_pos] * ox[0][offer_pos]
+    dot += nx[1][need_pos] * ox[1][offer_pos]
+    dot += nx[2][need_pos] * ox[2][offer_pos]
+    near = dot >= n_cos[need_pos]
+    o_unknown = ~offers.located[oi]
+    any_unknown = bool(o_unknown.any())
+    if any_unknown:
+        near |= o_unknown[offer_pos]
+    w = np.flatnonzero(near)
+    inside = dot[w] >= needs.cos_inside[ni][need_pos[w]]
+    if any_unknown:
+        inside |= o_unknown[offer_pos[w]]
+    return w, inside
+
+
+def strong_pairs(
+    offers: SideMatrices,
+    oi: IntArray,
+    needs: SideMatrices,
+    ni: IntArray,
+    table: BlockTable,
+    scratch: Scratch,
+    with_raw: bool = False,
+) -> tuple[Relevant, IntArray]:
+    """The pairs sharing a word or a code (``STRONG_BLOCKS``), within the radius, with their
+    relevance, in need-major order; and every cell sharing one (in radius or not), which stay
+    marked in ``scratch``'s mask for the caller to clear (``Scratch.clear``).
+
+    One sparse product does the three blocks: offers' blocks side by side (``stacked``) times
+    needs' blocks one row each (``spread``), so entry (offer, 3 × need + block) is the block's sum
+    of products, summed in the same order as the block's own product would."""
+    nj, nc = len(ni), len(oi)
+    cells = nj * nc
+    nb = len(STRONG_BLOCKS)
+    mask, pair_of = scratch.grids(cells)
+    none = np.zeros(0, dtype=np.int64)
+    if cells == 0:
+        return Relevant.empty(with_raw), none
+    offsets = layout(offers, needs, STRONG_BLOCKS)
+    slots = (ni[:, None] + needs.size * np.arange(nb)[None, :]).ravel()
+    prod = offers.stacked(offsets, STRONG_BLOCKS)[oi] @ needs.spread(offsets, STRONG_BLOCKS)[slots].T
+    if prod.nnz == 0:
+        return Relevant.empty(with_raw), none
+    # Cell of each entry: need position × nc + offer position (int32: a block has < 2**31 cells).
+    col = prod.indices
+    flat = (col // nb).astype(np.int32) * np.int32(nc)
+    flat += np.repeat(np.arange(nc, dtype=np.int32), np.diff(prod.indptr))
+    mask[flat] = True
+    cells_hit = np.flatnonzero(mask[:cells])
+    need_pos = cells_hit // nc
+    offer_pos = cells_hit - need_pos * nc
+    w, inside = _in_radius(offers, oi, needs, ni, need_pos, offer_pos)
+    cand = cells_hit if w is None else cells_hit[w]
+    if w is not None:
+        need_pos, offer_pos = need_pos[w], offer_pos[w]
+    n_pairs = len(cand)
+    if n_pairs == 0:
+        return Relevant.empty(with_raw), cells_hit
+    # Finished block values of the kept pairs (entries of other cells are dropped): the same
+    # ``finish_component``, taken on the nonzero sums only.
+    pair_of[cand] = np.arange(n_pairs, dtype=np.int32)
+    entry_pair = pair_of[flat]
+    pair_of[cand] = -1
+    kept = np.flatnonzero(entry_pair >= 0)
+    block = col[kept] % nb
+    value = prod.data[kept]
+    for power in sorted({POWER[c] for c in STRONG_BLOCKS}):
+        of_power = np.array([POWER[c] == power for c in STRONG_BLOCKS])
+        at = np.flatnonzero(of_power[block])
+        value[at] = np.minimum(value[at], 1.0) if power == 1.0 else np.minimum(1.0, np.power(value[at], 1.0 / power))
+    finished_all = np.zeros(nb * n_pairs)
+    finished_all[block * n_pairs + entry_pair[kept]] = value
+    raw = {comp: finished_all[j * n_pairs : (j + 1) * n_pairs] for j, comp in enumerate(STRONG_BLOCKS)}
+    raw["route"] = table.route[table.go[offer_pos], table.gn[need_pos]]
+    relevance = material_relevance(raw)
+    keep = np.flatnonzero(relevance >= _RELEVANCE_FLOOR)
+    out_raw = {c: raw[c][keep] for c in MATERIAL_COMPONENTS} if with_raw else None
+    return Relevant(need_pos[keep], offer_pos[keep], relevance[keep], inside[keep], out_raw), cells_hit
+
+
+def class_pairs(
+    offers: SideMatrices,
+    oi: IntArray,
+    needs: SideMatrices,
+    ni: IntArray,
+    table: BlockTable,
+    scratch: Scratch,
+    need_classes: NDArray[np.bool_] | None = None,
+    offer_classes: NDArray[np.bool_] | None = None,
+    with_raw: bool = False,
+) -> Relevant:
+    """Pairs sharing no word or code (cells not marked in ``scratch``'s mask), within the radius:
+    those whose need takes the offer's class (``need_classes``, needs × offer classes) or whose
+    offer takes the need's class (``offer_classes``, offers × need classes), given as one of the
+    two; relevance from the table. Need-major order for ``need_classes``."""
+    nj, nc = len(ni), len(oi)
+    if need_classes is not None:
+        need_pos, offer_pos = _expand(need_classes, table.offers_by_class, table.offer_class_start)
+    else:
+        assert offer_classes is not None
+        offer_pos, need_pos = _expand(offer_classes, table.needs_by_class, table.need_class_start)
+    if len(need_pos) == 0:
+        return Relevant.empty(with_raw)
+    mask, _ = scratch.grids(nj * nc)
+    w = np.flatnonzero(~mask[need_pos * nc + offer_pos])
+    need_pos, offer_pos = need_pos[w], offer_pos[w]
+    near, inside = _in_radius(offers, oi, needs, ni, need_pos, offer_pos)
+    if near is not None:
+        need_pos, offer_pos = need_pos[near], offer_pos[near]
+    go, gn = table.go[offer_pos], table.gn[need_pos]
+    relevance = table.relevance[go, gn]
+    raw = None
+    if with_raw:
+        zeros = np.zeros(len(need_pos))
+        raw = {"text": zeros, "material": zeros, "code": zeros, "route": table.route[go, gn]}
+    return Relevant(need_pos, offer_pos, relevance, inside, raw)
 
 
 def score_block(
@@ -420,110 +676,18 @@ def block_relevance(
     with_raw: bool = False,
 ) -> Relevant:
     """The pairs of ``offers[oi]`` × ``needs[ni]`` within the need's radius whose material
-    relevance reaches ``MIN_SCORE``, with that relevance.
-
-    One sparse product does the four candidate blocks: offers' blocks side by side (``stacked``)
-    times needs' blocks one row each (``spread``), so entry (offer, 4 × need + block) is the block's
-    sum of products, summed in the same order as the block's own product. The sector block is
-    taken between distinct sector profiles (``sector_profiles``).
-    """
+    relevance reaches ``MIN_SCORE``, with that relevance, in need-major order."""
     scratch = scratch if scratch is not None else Scratch()
-    nj, nc = len(ni), len(oi)
-    cells = nj * nc
-    nb = len(CANDIDATE_BLOCKS)
-    if cells == 0:
+    if len(oi) == 0 or len(ni) == 0:
         return Relevant.empty(with_raw)
-    offsets = layout(offers, needs)
-    slots = (ni[:, None] + needs.size * np.arange(nb)[None, :]).ravel()
-    prod = offers.stacked(offsets)[oi] @ needs.spread(offsets)[slots].T
-    if prod.nnz == 0:
-        return Relevant.empty(with_raw)
-    # Cell of each entry: need position × nc + offer position (int32: a block has < 2**31 cells).
-    col = prod.indices
-    flat = (col // nb).astype(np.int32) * np.int32(nc)
-    flat += np.repeat(np.arange(nc, dtype=np.int32), np.diff(prod.indptr))
-    mask, pair_of = scratch.grids(cells)
-    mask[flat] = True
-    cand = np.flatnonzero(mask[:cells]).astype(np.int32)
-    mask[cand] = False
-    need_pos = cand // np.int32(nc)
-    offer_pos = cand - need_pos * np.int32(nc)
-    # Within the radius: u·v >= cos(radius) (unknown sites pass).
-    n_cos = needs.cos_reach[ni]
-    inside: NDArray[np.bool_] | None = None
-    if np.any(n_cos > -2.0):
-        nx = needs.xyz[ni].T.copy()
-        ox = offers.xyz[oi].T.copy()
-        dot = nx[0][need_pos] * ox[0][offer_pos]
-        dot += nx[1][need_pos] * ox[1][offer_pos]
-        dot += nx[2][need_pos] * ox[2][offer_pos]
-        near = dot >= n_cos[need_pos]
-        o_unknown = ~offers.located[oi]
-        if o_unknown.any():
-            near |= o_unknown[offer_pos]
-        w = np.flatnonzero(near)
-        cand, need_pos, offer_pos = cand[w], need_pos[w], offer_pos[w]
-        inside = dot[w] >= needs.cos_inside[ni][need_pos]
-        if o_unknown.any():
-            inside |= o_unknown[offer_pos]
-    n_pairs = len(cand)
-    if n_pairs == 0:
-        return Relevant.empty(with_raw)
-    # Finished block values of the kept pairs (entries of other cells are dropped): the same
-    # ``finish_component``, taken on the nonzero sums only.
-    pair_of[cand] = np.arange(n_pairs, dtype=np.int32)
-    entry_pair = pair_of[flat]
-    pair_of[cand] = -1
-    kept = np.flatnonzero(entry_pair >= 0)
-    block = col[kept] % nb
-    value = prod.data[kept]
-    for power in sorted({POWER[c] for c in CANDIDATE_BLOCKS}):
-        of_power = np.array([POWER[c] == power for c in CANDIDATE_BLOCKS])
-        at = np.flatnonzero(of_power[block])
-        value[at] = np.minimum(value[at], 1.0) if power == 1.0 else np.minimum(1.0, np.power(value[at], 1.0 / power))
-    finished_all = np.zeros(nb * n_pairs)
-    finished_all[block * n_pairs + entry_pair[kept]] = value
-    finished = {comp: finished_all[j * n_pairs : (j + 1) * n_pairs] for j, comp in enumerate(CANDIDATE_BLOCKS)}
-    finished["sector"] = _sector_values(offers, oi, offer_pos, needs, ni, need_pos)
-    need_pos = need_pos.astype(np.int64)
-    offer_pos = offer_pos.astype(np.int64)
-    keep, relevance, raw = relevance_of(offers, oi[offer_pos], needs, ni[need_pos], finished, with_raw, True)
-    return Relevant(
-        need_pos[keep],
-        offer_pos[keep],
-        relevance,
-        inside[keep] if inside is not None else np.ones(len(keep), dtype=bool),
-        raw,
-    )
-
-
-def _sector_values(
-    offers: SideMatrices, oi: IntArray, offer_pos: IntArray, needs: SideMatrices, ni: IntArray, need_pos: IntArray
-) -> FloatArray:
-    """Finished sector block of the pairs (``oi[offer_pos]``, ``ni[need_pos]``), from the products
-    of the distinct profiles of the block."""
-    o_ids, o_unique = offers.sector_profiles()
-    n_ids, n_unique = needs.sector_profiles()
-    if o_unique.nnz == 0 or n_unique.nnz == 0 or len(offer_pos) == 0:
-        return np.zeros(len(offer_pos))
-    o_used, o_at = _renumber(o_ids[oi], o_unique.shape[0])
-    n_used, n_at = _renumber(n_ids[ni], n_unique.shape[0])
-    a = o_unique[o_used]
-    b = n_unique[n_used]
-    width = max(a.shape[1], b.shape[1])
-    table = finish_component("sector", (_widen(a, width) @ _widen(b, width).T).toarray())
-    result: FloatArray = table[o_at[offer_pos], n_at[need_pos]]
-    return result
-
-
-def _renumber(values: IntArray, size: int) -> tuple[IntArray, IntArray]:
-    """(the distinct values, sorted; the position of each value among them), for values < size."""
-    seen = np.zeros(size, dtype=bool)
-    seen[values] = True
-    used = np.flatnonzero(seen)
-    number = np.zeros(size, dtype=np.int64)
-    number[used] = np.arange(len(used))
-    return used, number[values]
+    table = block_table(offers, oi, needs, ni)
+    strong, marked = strong_pairs(offers, oi, needs, ni, table, scratch, with_raw)
+    try:
+        by_class = table.relevance[:, table.gn].T >= _RELEVANCE_FLOOR
+        rest = class_pairs(offers, oi, needs, ni, table, scratch, need_classes=by_class, with_raw=with_raw)
+    finally:
+        scratch.clear(marked)
+    return Relevant.concat([strong, rest])
 
 
 def relevance_of(
@@ -598,10 +762,10 @@ def pair_scores(
     both = offers.located[o_rows] & needs.located[n_rows]
     km = np.full(n, np.nan)
     if both.all():
-        km = geo.chord_km(offers.xyz[o_rows], needs.xyz[n_rows])
+        km = geo.chord_km(offers.xyz[:, o_rows], needs.xyz[:, n_rows])
     elif both.any():
         w = np.flatnonzero(both)
-        km[w] = geo.chord_km(offers.xyz[o_rows[w]], needs.xyz[n_rows[w]])
+        km[w] = geo.chord_km(offers.xyz[:, o_rows[w]], needs.xyz[:, n_rows[w]])
     distance = geo.distance_decay(km)
     with np.errstate(invalid="ignore"):
         allowed = ~(km > needs.radius[n_rows])
