@@ -54,6 +54,7 @@ from matchmaking.matching.scoring import (
 )
 from matchmaking.matching.vectors import (
     _RELEVANCE_FLOOR,
+    Attrs,
     FeatureSpace,
     Relevant,
     Scratch,
@@ -532,8 +533,8 @@ class _Scored:
         )
 
 
-def _scored(offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: IntArray, rel: Relevant) -> _Scored:
-    score = pair_scores(offers, oi[rel.offer_pos], needs, ni[rel.need_pos], rel.relevance)
+def _scored(offers: Attrs, needs: Attrs, rel: Relevant) -> _Scored:
+    score = pair_scores(offers, rel.offer_pos, needs, rel.need_pos, rel.relevance)
     ok = np.flatnonzero(score >= MIN_SCORE)
     return _Scored(rel.need_pos[ok], rel.offer_pos[ok], score[ok])
 
@@ -558,6 +559,7 @@ def _rematch_block(
     offer_top: _TopK,
 ) -> None:
     nj, nc = len(ni), len(oi)
+    oa, na = Attrs.of(offers, oi), Attrs.of(needs, ni)
     table = block_table(offers, oi, needs, ni)
     strong, marked = strong_pairs(offers, oi, needs, ni, table, scratch)
     try:
@@ -565,7 +567,7 @@ def _rematch_block(
         # is at least the floor (``_group_floor``) of the low bounds of its pairs (every candidate
         # of a need is in this block); an offer's, at least that floor over this block's needs and
         # at least its running k-th best. A pair's relevance bounds its score from above.
-        sure = surely_allowed(offers, oi[strong.offer_pos], needs, ni[strong.need_pos], strong.inside)
+        sure = surely_allowed(oa, strong.offer_pos, na, strong.need_pos, strong.inside)
         low = np.where(sure, strong.relevance * _LOW, 0.0)
         high = strong.relevance * _HIGH
         low_floor = _group_floor(strong.need_pos, low, k)
@@ -575,28 +577,30 @@ def _rematch_block(
             offer_top.threshold(oi), _column_floor(scratch, strong.need_pos, strong.offer_pos, low, nj, nc, k)
         )
         live = np.flatnonzero((high >= low_floor) | (high >= low_offer_floor[strong.offer_pos]))
-        parts = [_scored(offers, oi, needs, ni, strong.take(live))]
+        parts = [_scored(oa, na, strong.take(live))]
         # Pairs sharing only routes: by class, the best classes of each need first.
         by_need = table.relevance[:, table.gn].T  # needs × offer classes
         usable = by_need >= _RELEVANCE_FLOOR
         need_floor = np.maximum(_need_floor(parts[0], nj, k), low_need_floor)
         band = np.maximum(ROUTE_BAND * by_need.max(axis=1, initial=0.0), need_floor / _HIGH)
         first = usable & (by_need >= band[:, None])
-        parts.append(_scored(offers, oi, needs, ni, class_pairs(offers, oi, needs, ni, table, scratch, first)))
+        parts.append(_scored(oa, na, class_pairs(offers, oi, needs, ni, table, scratch, first)))
         so_far = _Scored.concat(parts)
         need_floor = np.maximum(_need_floor(so_far, nj, k), low_need_floor)
         offer_floor = np.maximum(
             low_offer_floor, _column_floor(scratch, so_far.need_pos, so_far.offer_pos, so_far.score, nj, nc, k)
         )
         then = usable & ~first & (by_need * _HIGH >= need_floor[:, None])
-        parts.append(_scored(offers, oi, needs, ni, class_pairs(offers, oi, needs, ni, table, scratch, then)))
-        by_offer = table.relevance[table.go, :]  # offers × need classes
-        wanted = (by_offer >= _RELEVANCE_FLOOR) & (by_offer * _HIGH >= offer_floor[:, None])
-        more = class_pairs(offers, oi, needs, ni, table, scratch, offer_classes=wanted)
+        parts.append(_scored(oa, na, class_pairs(offers, oi, needs, ni, table, scratch, then)))
+        # Offers whose floor their best class of needs can reach (most cannot).
+        reachable = np.flatnonzero(table.relevance.max(axis=1, initial=0.0)[table.go] * _HIGH >= offer_floor)
+        by_offer = table.relevance[table.go[reachable], :]  # those offers × need classes
+        wanted = (by_offer >= _RELEVANCE_FLOOR) & (by_offer * _HIGH >= offer_floor[reachable, None])
+        more = class_pairs(offers, oi, needs, ni, table, scratch, offer_classes=wanted, offer_rows=reachable)
         # Only the pairs the two passes above did not take.
         g = table.go[more.offer_pos]
         done = first[more.need_pos, g] | then[more.need_pos, g]
-        parts.append(_scored(offers, oi, needs, ni, more.take(np.flatnonzero(~done))))
+        parts.append(_scored(oa, na, more.take(np.flatnonzero(~done))))
     finally:
         scratch.clear(marked)
     b = _Scored.concat(parts)

@@ -493,7 +493,7 @@ def block_table(offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: Int
 
 
 def _by_class(classes: IntArray, count: int) -> tuple[IntArray, IntArray]:
-    order = np.argsort(classes, kind="stable").astype(np.int64)
+    order = _stable_order(classes)
     start = np.concatenate([[0], np.cumsum(np.bincount(classes, minlength=count))]).astype(np.int64)
     return order, start
 
@@ -621,18 +621,22 @@ def class_pairs(
     scratch: Scratch,
     need_classes: NDArray[np.bool_] | None = None,
     offer_classes: NDArray[np.bool_] | None = None,
+    offer_rows: IntArray | None = None,
     with_raw: bool = False,
 ) -> Relevant:
     """Pairs sharing no word or code (cells not marked in ``scratch``'s mask), within the radius:
     those whose need takes the offer's class (``need_classes``, needs × offer classes) or whose
-    offer takes the need's class (``offer_classes``, offers × need classes), given as one of the
-    two; relevance from the table. Need-major order for ``need_classes``."""
+    offer takes the need's class (``offer_classes``, offers × need classes, or ``offer_rows`` ×
+    need classes), given as one of the two; relevance from the table. Need-major order for
+    ``need_classes``."""
     nj, nc = len(ni), len(oi)
     if need_classes is not None:
         need_pos, offer_pos = _expand(need_classes, table.offers_by_class, table.offer_class_start)
     else:
         assert offer_classes is not None
         offer_pos, need_pos = _expand(offer_classes, table.needs_by_class, table.need_class_start)
+        if offer_rows is not None:
+            offer_pos = offer_rows[offer_pos]
     if len(need_pos) == 0:
         return Relevant.empty(with_raw)
     mask, _ = scratch.grids(nj * nc)
@@ -733,8 +737,48 @@ def finish_pairs(
     return keep[ok], score[ok], out_raw
 
 
+@dataclass
+class Attrs:
+    """What the context of a pair reads of each side (see ``SideMatrices``), for some rows of a
+    side: gathered once per block, so that each pair reads small arrays."""
+
+    located: NDArray[np.bool_]
+    xyz: FloatArray
+    radius: FloatArray
+    hazardous: NDArray[np.bool_]
+    accepts: NDArray[np.bool_]
+    annual: FloatArray
+    lot: FloatArray
+    freq: NDArray[np.int8]
+    supply: FloatArray
+    dated: NDArray[np.bool_]
+    avail_from: FloatArray
+    avail_until: FloatArray
+
+    @classmethod
+    def of(cls, side: SideMatrices, rows: IntArray) -> Attrs:
+        return cls(
+            located=side.located[rows],
+            xyz=side.xyz[:, rows],
+            radius=side.radius[rows],
+            hazardous=side.hazardous[rows],
+            accepts=side.accepts[rows],
+            annual=side.annual[rows],
+            lot=side.lot[rows],
+            freq=side.freq[rows],
+            supply=side.supply[rows],
+            dated=side.dated[rows],
+            avail_from=side.avail_from[rows],
+            avail_until=side.avail_until[rows],
+        )
+
+
 def surely_allowed(
-    offers: SideMatrices, o_rows: IntArray, needs: SideMatrices, n_rows: IntArray, inside: NDArray[np.bool_]
+    offers: SideMatrices | Attrs,
+    o_rows: IntArray,
+    needs: SideMatrices | Attrs,
+    n_rows: IntArray,
+    inside: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Pairs no gate can stop: surely within the radius (``inside``), not a hazardous offer to a
     need that cannot take it, a lot the seller can fill (or unknown)."""
@@ -751,7 +795,7 @@ def surely_allowed(
 
 
 def pair_scores(
-    offers: SideMatrices, o_rows: IntArray, needs: SideMatrices, n_rows: IntArray, relevance: FloatArray
+    offers: SideMatrices | Attrs, o_rows: IntArray, needs: SideMatrices | Attrs, n_rows: IntArray, relevance: FloatArray
 ) -> FloatArray:
     """Final scores of pairs (offers row ``o_rows[k]``, needs row ``n_rows[k]``) of known material
     relevance: ``scoring.context_components``, ``context_fit`` and ``final_score`` fused, with the
@@ -787,7 +831,7 @@ def pair_scores(
 
 
 def _quantity_fit(
-    offers: SideMatrices, o_rows: IntArray, needs: SideMatrices, n_rows: IntArray
+    offers: SideMatrices | Attrs, o_rows: IntArray, needs: SideMatrices | Attrs, n_rows: IntArray
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """``quantities.quantity_fit_arrays`` (fit, compatible) for the pairs, with the same
     arithmetic; the lot terms are computed only where the need gives a lot (elsewhere they are
