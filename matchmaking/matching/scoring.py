@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from matchmaking.matching.text import (
     MATERIAL,
     Analysis,
     analyse,
+    seed_dir,
     split_origin,
     split_purpose,
     vocabulary,
@@ -191,10 +193,12 @@ def _content(
     concepts: list[str] = list(title_a.concepts)
     tokens_weights: dict[str, float] = {}
 
+    seed = seed_dir()
+
     def add_terms(a: Analysis, factor: float) -> None:
         if factor <= 0.0:
             return
-        for term, w in weighted_terms(a.tokens, (), 0.0).items():
+        for term, w in _token_weights(seed, a.tokens):
             if term in a.use_tokens:
                 w *= USE_WORD_FACTOR
             tokens_weights[term] = max(tokens_weights.get(term, 0.0), w * factor)
@@ -233,11 +237,8 @@ def _content(
             )
 
     # Codes.
-    codes: list[str] = []
-    for raw in (low_code, *extra_low_codes):
-        for code in taxonomy.parse_codes(raw):
-            if code not in codes:
-                codes.append(code)
+    parsed, code_hazardous = _code_facts(seed, low_code, extra_low_codes)
+    codes: list[str] = list(parsed)
     if not materials and not is_need:
         # Words that name no known material: a specific entry of the List of Waste does
         # (10 02 02 is slag, 02 05 01 whey), read through the codes firms use for each material.
@@ -320,8 +321,27 @@ def _content(
             "route": _powered(route_features, POWER["route"]),
             "sector": _powered(sector_features, POWER["sector"]),
         },
-        code_hazardous=any(taxonomy.is_hazardous_code(c) for c in codes),
+        code_hazardous=code_hazardous,
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _token_weights(seed: Path, tokens: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """``weighted_terms`` of a text's tokens, for the seed directory ``seed`` (cached: the same
+    titles and descriptions come back, and each token's weight reads the seed settings)."""
+    return tuple(weighted_terms(tokens, (), 0.0).items())
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_facts(seed: Path, low_code: str | None, extra_low_codes: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """(the List-of-Waste entries of a listing, whether one is hazardous), for the seed directory
+    ``seed`` (cached: listings give few distinct codes, and each lookup reads the seed settings)."""
+    codes: list[str] = []
+    for raw in (low_code, *extra_low_codes):
+        for code in taxonomy.parse_codes(raw):
+            if code not in codes:
+                codes.append(code)
+    return tuple(codes), any(taxonomy.is_hazardous_code(c) for c in codes)
 
 
 def material_features(

@@ -195,25 +195,7 @@ class SideMatrices:
         know are left out (no listing of the space has them) and the space is not changed."""
         space = space if space is not None else FeatureSpace()
         n = len(profiles)
-        mats: dict[str, sparse.csr_matrix] = {}
-        for comp in FEATURE_BLOCKS:
-            indptr = np.zeros(n + 1, dtype=np.int64)
-            indices: list[int] = []
-            data: list[float] = []
-            # Profiles of listings with the same words share their feature dicts: map each once.
-            seen: dict[int, tuple[list[int], list[float]]] = {}
-            for i, p in enumerate(profiles):
-                features = p.features[comp]
-                mapped = seen.get(id(features))
-                if mapped is None:
-                    mapped = seen[id(features)] = space.row(comp, features, grow=grow)
-                indices.extend(mapped[0])
-                data.extend(mapped[1])
-                indptr[i + 1] = len(indices)
-            mats[comp] = sparse.csr_matrix(
-                (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32), indptr),
-                shape=(n, space.width(comp)),
-            )
+        mats = {comp: _block_matrix([p.features[comp] for p in profiles], space, comp, grow) for comp in FEATURE_BLOCKS}
         listings = [p.listing for p in profiles]
 
         def arr(values: list[float | None]) -> FloatArray:
@@ -241,6 +223,42 @@ class SideMatrices:
             avail_until=np.array([p.until_ordinal for p in profiles], dtype=np.float64),
             sector_known=np.array([sector_known(p) for p in profiles], dtype=bool),
         )
+
+
+def _block_matrix(rows: Sequence[dict[str, float]], space: FeatureSpace, comp: str, grow: bool) -> sparse.csr_matrix:
+    """One feature block of listings as a CSR matrix, a row per feature dict in dict order.
+    Listings with the same words share their feature dicts: each dict is mapped once."""
+    number: dict[int, int] = {}
+    distinct: list[dict[str, float]] = []
+    which = np.empty(len(rows), dtype=np.int64)
+    for i, features in enumerate(rows):
+        found = number.get(id(features))
+        if found is None:
+            found = number[id(features)] = len(distinct)
+            distinct.append(features)
+        which[i] = found
+    cols = space.columns[comp]
+    indices: list[int] = []
+    data: list[float] = []
+    lengths = np.empty(len(distinct), dtype=np.int64)
+    for d, features in enumerate(distinct):
+        try:
+            idx = [cols[key] for key in features]
+            vals = list(features.values())
+        except KeyError:
+            idx, vals = space.row(comp, features, grow=grow)
+        indices.extend(idx)
+        data.extend(vals)
+        lengths[d] = len(idx)
+    start = np.concatenate([[0], np.cumsum(lengths)])
+    row_lengths = lengths[which]
+    indptr = np.concatenate([[0], np.cumsum(row_lengths)]).astype(np.int64)
+    nnz = int(indptr[-1])
+    source = np.repeat(start[which] - indptr[:-1], row_lengths) + np.arange(nnz)
+    return sparse.csr_matrix(
+        (np.array(data, dtype=np.float64)[source], np.array(indices, dtype=np.int32)[source], indptr),
+        shape=(len(rows), space.width(comp)),
+    )
 
 
 def _aligned_values(product: sparse.csr_matrix, keys: IntArray, ncols: int) -> FloatArray:
