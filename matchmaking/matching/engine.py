@@ -21,6 +21,7 @@ merged at the end; the result is the same with any number of threads.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import math
@@ -108,9 +109,10 @@ class Index:
     def __init__(self, listings: Iterable[Listing] = ()) -> None:
         self.space = FeatureSpace()
         profiles: dict[str, dict[int, Profile]] = {OFFER: {}, NEED: {}}
-        for listing in listings:
-            profiles[listing.kind][listing.id] = build_profile(listing)
-        self._sides = {kind: self._make_side(kind, profiles[kind]) for kind in (OFFER, NEED)}
+        with _no_collection():
+            for listing in listings:
+                profiles[listing.kind][listing.id] = build_profile(listing)
+            self._sides = {kind: self._make_side(kind, profiles[kind]) for kind in (OFFER, NEED)}
 
     @classmethod
     def build(cls, listings: Iterable[Listing]) -> Index:
@@ -136,7 +138,8 @@ class Index:
         for kind in (OFFER, NEED):
             side = self._sides[kind]
             if side.pending or not side.alive.all():
-                self._sides[kind] = self._make_side(kind, side.profiles)
+                with _no_collection():
+                    self._sides[kind] = self._make_side(kind, side.profiles)
 
     def _maybe_compact(self, side: _Side) -> None:
         limit = max(self.compact_min, int(self.compact_share * len(side.profiles)))
@@ -360,19 +363,13 @@ class Index:
                 oi, ni = blocks[i]
                 _rematch_block(offers, oi, needs, ni, k, scratch, need_top, offer_top)
 
-        collecting = gc.isenabled()
-        gc.disable()  # millions of small results: collections would scan every profile, for nothing
-        try:
-            with threadpool_limits(limits=1):
-                tops = self._run_blocks(run, n_workers)
+        with _no_collection(), threadpool_limits(limits=1):
+            tops = self._run_blocks(run, n_workers)
             offer_top = tops[0]
             for other in tops[1:]:
                 offer_top.merge_rows(np.arange(offers.size, dtype=np.int64), other.score, other.other, other.key)
             result = need_top.as_lists(needs.ids, offers.ids)
             result.update(offer_top.as_lists(offers.ids, needs.ids))
-        finally:
-            if collecting:
-                gc.enable()
         return result
 
     @staticmethod
@@ -408,6 +405,19 @@ class Index:
             zip(other.ids[other_rows[ok]].tolist(), scores[ok].tolist(), strict=True), key=lambda t: (-t[1], t[0])
         )
         return [(int(a), float(b)) for a, b in pairs[:k]]
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """No cyclic garbage collection inside: building profiles or results makes millions of small
+    objects, and each collection would scan all of them (and every profile) for nothing."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # ---------------------------------------------------------------------------------------------
