@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from ..models import (
@@ -48,6 +48,7 @@ from ..models import (
     User,
 )
 from .errors import NotFound
+from .queries import firm_match_ids
 
 # Staff who facilitate introductions see identities; analysts only need aggregates.
 STAFF_SEEING_IDENTITIES = frozenset({Role.facilitator, Role.admin})
@@ -184,7 +185,7 @@ class Audience:
                     select(Match.offer_id, Match.need_id, offer.firm_id, need.firm_id)
                     .join(offer, Match.offer_id == offer.id)
                     .join(need, Match.need_id == need.id)
-                    .where(or_(offer.firm_id == self.firm_id, need.firm_id == self.firm_id))
+                    .where(Match.id.in_(firm_match_ids(self.firm_id)))
                 ).all()
                 ids: set[int] = set()
                 for offer_id, need_id, offer_firm, need_firm in rows:
@@ -204,7 +205,7 @@ class Audience:
             .select_from(Match)
             .join(offer, Match.offer_id == offer.id)
             .join(need, Match.need_id == need.id)
-            .where(or_(offer.firm_id == self.firm_id, need.firm_id == self.firm_id))
+            .where(Match.id.in_(firm_match_ids(self.firm_id)))
         )
         if accepted_only:
             query = query.where(Match.status == MatchStatus.accepted)

@@ -9,13 +9,13 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from ..extensions import db
 from ..models import Decision, Firm, Listing, Match, MatchStatus, Notification, Site
-from ..services import decisions, visibility
+from ..services import decisions, queries, visibility
 from ..services import notifications as notification_service
 from ..services.errors import Conflict, ValidationError
 from . import bp, explain
@@ -41,9 +41,21 @@ class Row:
 
     @property
     def waiting_for_me(self) -> bool:
-        return self.match.status in (MatchStatus.proposed, MatchStatus.interested) and \
-            self.my_decision in (Decision.pending, Decision.interested) and \
-            not (self.my_decision is Decision.interested and self.their_decision is Decision.pending)
+        return waiting_for(self.match, self.my_decision, self.their_decision)
+
+
+def waiting_for(match: Match, mine: Decision, theirs: Decision) -> bool:
+    """The match waits for my firm's decision."""
+    return match.status in (MatchStatus.proposed, MatchStatus.interested) and \
+        mine in (Decision.pending, Decision.interested) and \
+        not (mine is Decision.interested and theirs is Decision.pending)
+
+
+def decisions_of(match: Match, firm: Firm) -> tuple[Decision, Decision]:
+    """(my firm's decision, the other firm's)."""
+    if match.offer.firm_id == firm.id:
+        return match.offer_decision, match.need_decision
+    return match.need_decision, match.offer_decision
 
 
 def row(match: Match, firm: Firm) -> Row:
@@ -60,12 +72,24 @@ def row(match: Match, firm: Firm) -> Row:
 
 def inbox_matches(firm: Firm, *, status: str | None = None, limit: int = 200) -> list[Row]:
     """My firm's matches, best first within: accepted, in discussion, proposed, declined."""
-    offer, need = aliased(Listing), aliased(Listing)
+    return [row(m, firm) for m in _inbox(firm, status=status, limit=limit)]
+
+
+def waiting_matches(firm: Firm, n: int, *, limit: int = 200) -> list[Row]:
+    """The first `n` matches of the inbox that wait for my firm (the others are not worked out)."""
+    out: list[Row] = []
+    for match in _inbox(firm, limit=limit):
+        if waiting_for(match, *decisions_of(match, firm)):
+            out.append(row(match, firm))
+            if len(out) >= n:
+                break
+    return out
+
+
+def _inbox(firm: Firm, *, status: str | None = None, limit: int = 200) -> list[Match]:
     query = (
         select(Match)
-        .join(offer, Match.offer_id == offer.id)
-        .join(need, Match.need_id == need.id)
-        .where(or_(offer.firm_id == firm.id, need.firm_id == firm.id), Match.status != MatchStatus.stale)
+        .where(Match.id.in_(queries.firm_match_ids(firm.id)), Match.status != MatchStatus.stale)
         .options(*[selectinload(rel).selectinload(Listing.site).selectinload(Site.commune)
                    for rel in (Match.offer, Match.need)],
                  *[selectinload(rel).selectinload(Listing.firm) for rel in (Match.offer, Match.need)])
@@ -76,10 +100,9 @@ def inbox_matches(firm: Firm, *, status: str | None = None, limit: int = 200) ->
         query = query.where(Match.status == MatchStatus(status))
     else:
         query = query.where(Match.status.in_(OPEN))
-    matches = db.session.scalars(query.order_by(Match.score.desc(), Match.id).limit(limit)).all()
-    rows = [row(m, firm) for m in matches]
-    rows.sort(key=lambda r: (STATUS_ORDER[r.match.status], -r.match.score, r.match.id))
-    return rows
+    matches = list(db.session.scalars(query.order_by(Match.score.desc(), Match.id).limit(limit)).all())
+    matches.sort(key=lambda m: (STATUS_ORDER[m.status], -m.score, m.id))
+    return matches
 
 
 @bp.get("/matches")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Kind, Match, MaterialFamily
+from ..services import queries
 from ..services import validation as v
 from . import bp, explain
 from .common import audience, firm_required, my_firm
@@ -73,12 +74,16 @@ def _hits(q: str, kind: str | None, family: str | None, lat: float, lon: float, 
     # The matches my firm already has with these listings: the way to act on a result.
     paired: dict[int, int] = {}
     if listing_ids:
-        for match in db.session.scalars(
-            select(Match).where((Match.offer_id.in_(listing_ids)) | (Match.need_id.in_(listing_ids)))
+        # My firm's matches (its listings' indexes first), then those with a listing found; the
+        # results are other firms' listings, so the found side is the other one.
+        found_ids = set(listing_ids)
+        for match_id, offer_id, need_id in db.session.execute(
+            select(Match.id, Match.offer_id, Match.need_id)
+            .where(Match.id.in_(queries.firm_match_ids(firm_id)),
+                   Match.offer_id.in_(listing_ids) | Match.need_id.in_(listing_ids))
+            .order_by(Match.id)
         ):
-            if firm_id in (match.offer.firm_id, match.need.firm_id):
-                other = match.need_id if match.offer.firm_id == firm_id else match.offer_id
-                paired.setdefault(other, match.id)
+            paired.setdefault(offer_id if offer_id in found_ids else need_id, match_id)
     out = []
     for hit in found:
         view = seen.view(hit.listing)

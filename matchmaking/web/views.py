@@ -13,7 +13,7 @@ from ..extensions import db
 from ..models import Commune, Kind, Listing, ListingStatus, Notification, Site
 from . import bp
 from .common import audience, firm_required, home_url, my_firm, staff_home, user
-from .matches import inbox_matches
+from .matches import waiting_matches
 
 PAGE_SIZE = 30
 
@@ -64,7 +64,7 @@ def dashboard() -> str:
             select(Listing.status, func.count()).where(Listing.firm_id == firm.id).group_by(Listing.status)
         ).all()
     )
-    waiting = [m for m in inbox_matches(firm, limit=200) if m.waiting_for_me][:5]
+    waiting = waiting_matches(firm, 5, limit=200)
     return render_template(
         "dashboard.html",
         firm=firm,

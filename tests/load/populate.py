@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, text, update
 
 from matchmaking.app import create_app
 from matchmaking.extensions import db
 from matchmaking.matching.bench import ALL_NAF, generate
-from matchmaking.models import Commune, Firm, Listing, LowCode, MaterialFamily, OutboxEvent, OutboxStatus
+from matchmaking.models import Commune, Firm, Listing, LowCode, Match, MaterialFamily, OutboxEvent, OutboxStatus
 from matchmaking.services import firms, listings, matching, seeding, tokens, users
 
 PASSWORD = "charge-de-test-avaloirs"
@@ -109,11 +109,33 @@ def populate(n_listings: int, n_firms: int, n_accounts: int, seed: int) -> dict[
                     .values(status=OutboxStatus.done))
     session.commit()
 
-    # Matches for the firms the test signs in as (the engine on each of their listings).
+    # Every listing's best matches, as the weekly full rematch leaves them (the engine's bulk path;
+    # the explanations of these background pairs are left empty) ...
+    started = time.monotonic()
+    matching.reset_index()
+    index = matching.current_index(session)
+    firm_of: dict[int, int] = {}
+    offers: set[int] = set()
+    for listing_id, firm_id, kind in session.execute(select(Listing.id, Listing.firm_id, Listing.kind)):
+        firm_of[listing_id] = firm_id
+        if kind.value == "offer":
+            offers.add(listing_id)
+    pairs: dict[tuple[int, int], float] = {}
+    for listing_id, top in index.rematch_all(k=10).items():
+        for other_id, score in top:
+            offer_id, need_id = (listing_id, other_id) if listing_id in offers else (other_id, listing_id)
+            if firm_of.get(offer_id) != firm_of.get(need_id):
+                pairs[(offer_id, need_id)] = round(min(max(score, 0.0), 1.0), 6)
+    rows = [{"offer_id": o, "need_id": n, "score": s, "explanation": {}} for (o, n), s in pairs.items()]
+    for chunk in range(0, len(rows), 5000):
+        session.execute(insert(Match), rows[chunk:chunk + 5000])
+    session.commit()
+    print(f"{len(rows)} matches from the full rematch in {time.monotonic() - started:.0f} s", flush=True)
+
+    # ... and, for the firms the test signs in as, their matches as the worker writes them.
     started = time.monotonic()
     account_firms = firm_ids[:n_accounts]
     mine = list(session.scalars(select(Listing.id).where(Listing.firm_id.in_(account_firms))))
-    matching.reset_index()
     for listing_id in mine:
         matching.refresh_matches(session, listing_id)
     session.commit()
@@ -128,6 +150,9 @@ def populate(n_listings: int, n_firms: int, n_accounts: int, seed: int) -> dict[
         accounts.append({"email": user.email, "password": PASSWORD, "token": tokens.issue(session, user, "load"),
                          "firm_id": firm_id})
     session.commit()
+    if session.get_bind().dialect.name == "postgresql":  # what autovacuum would do after such a load
+        session.execute(text("ANALYZE"))
+        session.commit()
     first, last = session.execute(select(func.min(Listing.id), func.max(Listing.id))).one()
     return {"accounts": accounts, "listing_ids": [first, last],
             "communes": sample}

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from matchmaking.models import Firm, Listing, OutboxEvent
 from tests.conftest import make_app
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.postgres_only, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 2000
