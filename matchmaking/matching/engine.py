@@ -27,7 +27,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from matchmaking.matching import geo
+from matchmaking.matching import geo, scoring
 from matchmaking.matching.records import NEED, OFFER, Listing, opposite
 from matchmaking.matching.scoring import (
     CANDIDATE_BLOCKS,
@@ -54,19 +54,21 @@ from matchmaking.matching.scoring import (
     material_relevance,
 )
 from matchmaking.matching.vectors import (
-    _RELEVANCE_FLOOR,
+    RELEVANCE_FLOOR,
     Attrs,
+    BlockTable,
     FeatureSpace,
     Relevant,
     Scratch,
     SideMatrices,
-    _stable_order,
     block_table,
     class_pairs,
     finish_pairs,
     pair_block,
     pair_scores,
+    row_chunks,
     score_block,
+    stable_order,
     strong_pairs,
     surely_allowed,
 )
@@ -84,14 +86,20 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))  # threads of the full rematch
 @dataclass
 class _Side:
     kind: str
-    profiles: dict[int, Profile]
-    matrices: SideMatrices
+    listings: dict[int, Listing]  # every live listing of this kind
+    matrices: SideMatrices  # the listings as of the last compaction (rows of removed ones dead)
+    families: list[tuple[str, ...]]  # material families of each row
     transposed: dict[str, sparse.csr_matrix]
     row_of: dict[int, int]
     alive: NDArray[np.bool_]
-    pending: set[int]  # ids added or changed since the matrices were built
+    pending: dict[int, Profile]  # listings added or changed since, with their profiles
     version: int = 0  # changes whenever ``pending`` does
     pending_cache: tuple[int, list[int], SideMatrices] | None = field(default=None, repr=False)
+
+
+# Profiles are built this many listings at a time, then only their matrices are kept (a profile
+# takes kilobytes of Python objects; 200,000 of them would not fit the memory a worker has).
+BUILD_CHUNK = 20_000
 
 
 class Index:
@@ -101,6 +109,9 @@ class Index:
     >>> index.match(listing, k=10)      # [(other_id, score, explanation), ...] best first
     >>> index.rematch_all(k=10)         # {listing_id: [(other_id, score), ...]} for every listing
     >>> index.search("sciure", kind="offer", lat=48.4, lon=-0.2, radius_km=50)
+
+    The index keeps the listings and their matrices; a listing's profile (``scoring.Profile``) is
+    built again when a match is explained.
     """
 
     compact_min = 1_000
@@ -108,30 +119,62 @@ class Index:
 
     def __init__(self, listings: Iterable[Listing] = ()) -> None:
         self.space = FeatureSpace()
-        profiles: dict[str, dict[int, Profile]] = {OFFER: {}, NEED: {}}
+        by_kind: dict[str, dict[int, Listing]] = {OFFER: {}, NEED: {}}
+        for listing in listings:
+            by_kind[listing.kind][listing.id] = listing
         with _no_collection():
-            for listing in listings:
-                profiles[listing.kind][listing.id] = build_profile(listing)
-            self._sides = {kind: self._make_side(kind, profiles[kind]) for kind in (OFFER, NEED)}
+            self._sides = {kind: self._side_of(kind, by_kind[kind]) for kind in (OFFER, NEED)}
 
     @classmethod
     def build(cls, listings: Iterable[Listing]) -> Index:
         return cls(listings)
 
     # -- maintenance --------------------------------------------------------------------------
-    def _make_side(self, kind: str, profiles: dict[int, Profile]) -> _Side:
-        ordered = list(profiles.values())
-        matrices = SideMatrices.build(ordered, self.space, kind=kind)
-        transposed = {c: matrices.mats[c].T.tocsr() for c in FEATURE_BLOCKS}
+    def _side_of(self, kind: str, listings: dict[int, Listing]) -> _Side:
+        """A side built from listings: profiles a chunk at a time, listings of the same words
+        together (so that the profile cache serves them, then is let go)."""
+        groups: dict[tuple[object, ...], list[Listing]] = {}
+        for listing in listings.values():
+            groups.setdefault(_content_key(listing), []).append(listing)
+        parts: list[SideMatrices] = []
+        families: list[tuple[str, ...]] = []
+        chunk: list[Profile] = []
+        for group in groups.values():
+            chunk.extend(build_profile(x) for x in group)
+            if len(chunk) >= BUILD_CHUNK:
+                parts.append(self._chunk_matrices(chunk, kind, families))
+                chunk = []
+        if chunk or not parts:
+            parts.append(self._chunk_matrices(chunk, kind, families))
+        return self._new_side(kind, listings, SideMatrices.concat(parts, kind), families)
+
+    def _chunk_matrices(self, profiles: list[Profile], kind: str, families: list[tuple[str, ...]]) -> SideMatrices:
+        mats = SideMatrices.build(profiles, self.space, kind=kind)
+        families.extend(p.families for p in profiles)
+        release_profile_cache()
+        return mats
+
+    def _new_side(
+        self, kind: str, listings: dict[int, Listing], matrices: SideMatrices, families: list[tuple[str, ...]]
+    ) -> _Side:
         return _Side(
             kind=kind,
-            profiles=profiles,
+            listings=listings,
             matrices=matrices,
-            transposed=transposed,
-            row_of={p.listing.id: i for i, p in enumerate(ordered)},
-            alive=np.ones(len(ordered), dtype=bool),
-            pending=set(),
+            families=families,
+            transposed={c: matrices.mats[c].T.tocsr() for c in FEATURE_BLOCKS},
+            row_of={int(i): r for r, i in enumerate(matrices.ids.tolist())},
+            alive=np.ones(matrices.size, dtype=bool),
+            pending={},
         )
+
+    def _compacted(self, side: _Side) -> _Side:
+        """The side with its matrices rebuilt: live rows, then the pending listings."""
+        live = np.flatnonzero(side.alive).astype(np.int64)
+        ids, pending = self._pending_matrices(side)
+        matrices = SideMatrices.concat([side.matrices.take(live), pending], side.kind)
+        families = [side.families[r] for r in live.tolist()] + [side.pending[i].families for i in ids]
+        return self._new_side(side.kind, side.listings, matrices, families)
 
     def compact(self) -> None:
         """Rebuild the matrices of both kinds (done automatically when the buffer grows)."""
@@ -139,24 +182,24 @@ class Index:
             side = self._sides[kind]
             if side.pending or not side.alive.all():
                 with _no_collection():
-                    self._sides[kind] = self._make_side(kind, side.profiles)
+                    self._sides[kind] = self._compacted(side)
 
     def _maybe_compact(self, side: _Side) -> None:
-        limit = max(self.compact_min, int(self.compact_share * len(side.profiles)))
+        limit = max(self.compact_min, int(self.compact_share * len(side.listings)))
         if len(side.pending) > limit:
-            self._sides[side.kind] = self._make_side(side.kind, side.profiles)
+            self._sides[side.kind] = self._compacted(side)
 
     def add(self, listing: Listing) -> None:
         """Add or replace a listing (an update is an add with the same id)."""
         for kind in (OFFER, NEED):
-            if kind != listing.kind and listing.id in self._sides[kind].profiles:
+            if kind != listing.kind and listing.id in self._sides[kind].listings:
                 self.remove(listing.id, kind)
         side = self._sides[listing.kind]
-        side.profiles[listing.id] = build_profile(listing)
+        side.listings[listing.id] = listing
+        side.pending[listing.id] = build_profile(listing)
         row = side.row_of.get(listing.id)
         if row is not None:
             side.alive[row] = False
-        side.pending.add(listing.id)
         side.version += 1
         self._maybe_compact(side)
 
@@ -165,29 +208,37 @@ class Index:
     def remove(self, listing_id: int, kind: str | None = None) -> None:
         for k in (kind,) if kind else (OFFER, NEED):
             side = self._sides[k]
-            if listing_id in side.profiles:
-                del side.profiles[listing_id]
-                side.pending.discard(listing_id)
-                side.version += 1
+            if listing_id in side.listings:
+                del side.listings[listing_id]
+                if side.pending.pop(listing_id, None) is not None:
+                    side.version += 1
                 row = side.row_of.get(listing_id)
                 if row is not None:
                     side.alive[row] = False
 
     def __len__(self) -> int:
-        return sum(len(s.profiles) for s in self._sides.values())
+        return sum(len(s.listings) for s in self._sides.values())
 
     def __contains__(self, listing_id: object) -> bool:
-        return any(listing_id in s.profiles for s in self._sides.values())
+        return any(listing_id in s.listings for s in self._sides.values())
 
     def get(self, listing_id: int) -> Listing | None:
         for side in self._sides.values():
-            p = side.profiles.get(listing_id)
-            if p is not None:
-                return p.listing
+            listing = side.listings.get(listing_id)
+            if listing is not None:
+                return listing
         return None
 
     def ids(self, kind: str) -> list[int]:
-        return list(self._sides[kind].profiles)
+        return list(self._sides[kind].listings)
+
+    def _profile(self, side: _Side, listing_id: int) -> Profile:
+        profile = side.pending.get(listing_id)
+        return profile if profile is not None else build_profile(side.listings[listing_id])
+
+    def _families(self, side: _Side, listing_id: int) -> tuple[str, ...]:
+        profile = side.pending.get(listing_id)
+        return profile.families if profile is not None else side.families[side.row_of[listing_id]]
 
     # -- one listing ----------------------------------------------------------------------------
     def _pending_matrices(self, side: _Side) -> tuple[list[int], SideMatrices]:
@@ -195,7 +246,7 @@ class Index:
         if cached is not None and cached[0] == side.version:
             return cached[1], cached[2]
         ids = sorted(side.pending)
-        mats = SideMatrices.build([side.profiles[i] for i in ids], self.space, kind=side.kind)
+        mats = SideMatrices.build([side.pending[i] for i in ids], self.space, kind=side.kind)
         side.pending_cache = (side.version, ids, mats)
         return ids, mats
 
@@ -273,23 +324,42 @@ class Index:
                 raw = {c: np.concatenate([raw[c], b.raw[c]]) for c in MATERIAL_COMPONENTS}
         return ids, scores, raw
 
-    def _top(self, query: Profile, side: _Side, k: int) -> list[Match]:
+    def _top(
+        self,
+        query: Profile,
+        side: _Side,
+        k: int,
+        limit: int | None = None,
+        family: str | None = None,
+        radius_km: float | None = None,
+    ) -> list[Match]:
+        """The ``k`` best of the first ``limit`` (default ``k``) listings of ``side`` for ``query``,
+        best first (ties: the smaller id first), keeping those of ``family`` and within
+        ``radius_km`` (as the explanation rounds the distance) if given; only those are explained."""
         ids, scores, raw = self._score_against(query, side)
+        limit = k if limit is None else limit
         cand = np.flatnonzero(scores >= MIN_SCORE)
         if len(cand) == 0:
             return []
-        if len(cand) > k:
-            # The k best, and every pair tied with the k-th (ties go to the smaller id).
-            kth = np.partition(scores[cand], len(cand) - k)[len(cand) - k]
+        if len(cand) > limit:
+            # The best, and every pair tied with the last of them (ties go to the smaller id).
+            kth = np.partition(scores[cand], len(cand) - limit)[len(cand) - limit]
             cand = cand[scores[cand] >= kth]
         order = np.lexsort((ids[cand], -scores[cand]))
         out: list[Match] = []
-        for j in cand[order][:k]:
-            other = side.profiles[int(ids[j])]
+        for j in cand[order][:limit]:
+            other_id = int(ids[j])
+            if family and family not in self._families(side, other_id):
+                continue
+            other = self._profile(side, other_id)
             mraw = {c: float(raw[c][j]) for c in MATERIAL_COMPONENTS}
             offer, need = (query, other) if query.kind == OFFER else (other, query)
             expl = explain(offer, need, mraw)
-            out.append((int(ids[j]), expl.score, expl))
+            if radius_km is not None and expl.distance_km is not None and expl.distance_km > radius_km:
+                continue
+            out.append((other_id, expl.score, expl))
+            if len(out) >= k:
+                break
         return out
 
     def match(self, listing: Listing, k: int = 10) -> list[Match]:
@@ -298,8 +368,8 @@ class Index:
         return self._top(build_profile(listing), side, k)
 
     def explain(self, offer_id: int, need_id: int) -> Explanation:
-        offer = self._sides[OFFER].profiles[offer_id]
-        need = self._sides[NEED].profiles[need_id]
+        offer = self._profile(self._sides[OFFER], offer_id)
+        need = self._profile(self._sides[NEED], need_id)
         return explain(offer, need)
 
     def search(
@@ -326,51 +396,54 @@ class Index:
         )
         side = self._sides[kind]
         query = build_profile(probe)
-        results = self._top(query, side, max(k * 5, 50) if (family or radius_km) else k)
-        out: list[Match] = []
-        for other_id, score, expl in results:
-            other = side.profiles[other_id]
-            if family and family not in other.families:
-                continue
-            if radius_km is not None and expl.distance_km is not None and expl.distance_km > radius_km:
-                continue
-            out.append((other_id, score, expl))
-            if len(out) >= k:
-                break
-        return out
+        if not (family or radius_km):
+            return self._top(query, side, k)
+        # Among the best max(5k, 50), those of the family and within the radius.
+        return self._top(query, side, k, limit=max(k * 5, 50), family=family, radius_km=radius_km)
 
     # -- everything -----------------------------------------------------------------------------
-    def rematch_all(self, k: int = 10, workers: int | None = None) -> dict[int, list[tuple[int, float]]]:
+    def rematch_all(self, k: int = 10, workers: int | None = None) -> Rematch:
         """Top-``k`` (other_id, score) for every listing of both kinds, best first (ties: the
-        smaller id first)."""
+        smaller id first), as a read-only mapping ``{listing_id: [(other_id, score), ...]}``."""
         self.compact()
         offers = self._sides[OFFER].matrices
         needs = self._sides[NEED].matrices
-        need_top = _TopK(needs.size, k)
-        blocks = sorted(_blocks(offers, needs), key=lambda b: -len(b[0]) * len(b[1]))
+        need_top = _TopK(needs.size, k, offers.ids)
+        # Largest blocks first, so that the threads finish together; offer rows kept as bitmaps
+        # (a thousand blocks of tens of thousands of rows), each block dropped once taken.
+        packed = [(len(oi) * len(ni), _bitmap(oi, offers.size), ni) for oi, ni in _blocks(offers, needs)]
+        packed.sort(key=lambda b: -b[0])
+        blocks: list[tuple[NDArray[np.uint8], IntArray] | None] = [(bits, ni) for _, bits, ni in packed]
+        del packed
         n_workers = max(1, min(WORKERS if workers is None else workers, len(blocks)))
         following = itertools.count()  # hands each block to one thread
         lock = threading.Lock()
 
         def run() -> _TopK:
-            offer_top = _TopK(offers.size, k)
+            offer_top = _TopK(offers.size, k, needs.ids)
             scratch = Scratch()
             while True:
                 with lock:
                     i = next(following)
-                if i >= len(blocks):
+                    block = blocks[i] if i < len(blocks) else None
+                    if block is not None:
+                        blocks[i] = None
+                if block is None:
                     return offer_top
-                oi, ni = blocks[i]
+                bits, ni = block
+                oi = np.flatnonzero(np.unpackbits(bits, count=offers.size)).astype(np.int64)
                 _rematch_block(offers, oi, needs, ni, k, scratch, need_top, offer_top)
 
         with _no_collection(), threadpool_limits(limits=1):
             tops = self._run_blocks(run, n_workers)
-            offer_top = tops[0]
-            for other in tops[1:]:
-                offer_top.merge_rows(np.arange(offers.size, dtype=np.int64), other.score, other.other, other.key)
-            result = need_top.as_lists(needs.ids, offers.ids)
-            result.update(offer_top.as_lists(offers.ids, needs.ids))
-        return result
+        offer_top = tops[0]
+        for other in tops[1:]:
+            offer_top.merge_rows(np.arange(offers.size, dtype=np.int64), other.score, other.other)
+        return Rematch(
+            np.concatenate([needs.ids, offers.ids]),
+            np.concatenate([need_top.other_ids(offers.ids), offer_top.other_ids(needs.ids)]),
+            np.concatenate([need_top.score, offer_top.score]),
+        )
 
     @staticmethod
     def _run_blocks(run: Callable[[], _TopK], n_workers: int) -> list[_TopK]:
@@ -384,7 +457,7 @@ class Index:
         self.compact()
         for kind in (OFFER, NEED):
             side = self._sides[kind]
-            if listing_id in side.profiles:
+            if listing_id in side.listings:
                 break
         else:
             raise KeyError(listing_id)
@@ -405,6 +478,36 @@ class Index:
             zip(other.ids[other_rows[ok]].tolist(), scores[ok].tolist(), strict=True), key=lambda t: (-t[1], t[0])
         )
         return [(int(a), float(b)) for a, b in pairs[:k]]
+
+
+def _bitmap(rows: IntArray, size: int) -> NDArray[np.uint8]:
+    """``rows`` (sorted, distinct, < size) as a packed bitmap; ``np.flatnonzero(np.unpackbits(bits,
+    count=size))`` gives them back."""
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    result: NDArray[np.uint8] = np.packbits(mask)
+    return result
+
+
+def _content_key(listing: Listing) -> tuple[object, ...]:
+    """What a listing's profile shares with listings of the same words (see ``scoring._content``);
+    used only to build such listings together."""
+    return (
+        listing.kind,
+        listing.title,
+        listing.description,
+        listing.sector_label,
+        listing.sector_naf,
+        listing.low_code,
+        tuple(listing.extra_low_codes),
+        listing.family,
+    )
+
+
+def release_profile_cache() -> None:
+    """Let go of the cached profile contents (``scoring``): the index keeps matrices, not
+    profiles; what a match explains is built again."""
+    scoring._content.cache_clear()
 
 
 @contextlib.contextmanager
@@ -429,38 +532,70 @@ _NO_KEY = np.iinfo(np.int64).max
 
 class _TopK:
     """The ``k`` best (score, other row) of each of ``n`` listings, best first, ties by the
-    other's id (``key``); empty slots hold score -1, row -1."""
+    other's id (``other_ids``); empty slots hold score -1, row -1."""
 
-    def __init__(self, n: int, k: int) -> None:
+    def __init__(self, n: int, k: int, other_ids: IntArray) -> None:
         self.k = k
         self.score = np.full((n, k), -1.0)
-        self.other = np.full((n, k), -1, dtype=np.int64)
-        self.key = np.full((n, k), _NO_KEY, dtype=np.int64)
+        self.other = np.full((n, k), -1, dtype=np.int32)
+        self._other_ids = other_ids
 
     def threshold(self, rows: IntArray) -> FloatArray:
         """The score a new pair of each row must reach to possibly enter its top-k."""
         result: FloatArray = self.score[rows, self.k - 1]
         return result
 
-    def merge_rows(self, rows: IntArray, score: FloatArray, other: IntArray, key: IntArray) -> None:
+    def merge_rows(self, rows: IntArray, score: FloatArray, other: NDArray[np.integer]) -> None:
         """Merge (len(rows), m) candidates, sorted or not, into the rows' top-k (rows unique)."""
         cat_s = np.concatenate([self.score[rows], score], axis=1)
-        cat_o = np.concatenate([self.other[rows], other], axis=1)
-        cat_k = np.concatenate([self.key[rows], key], axis=1)
+        cat_o = np.concatenate([self.other[rows], other.astype(np.int32)], axis=1)
+        cat_k = np.where(cat_o >= 0, self._other_ids[np.maximum(cat_o, 0)], _NO_KEY)
         idx = np.lexsort((cat_k, -cat_s), axis=1)[:, : self.k]
         self.score[rows] = np.take_along_axis(cat_s, idx, axis=1)
         self.other[rows] = np.take_along_axis(cat_o, idx, axis=1)
-        self.key[rows] = np.take_along_axis(cat_k, idx, axis=1)
 
-    def as_lists(self, ids: IntArray, other_ids: IntArray) -> dict[int, list[tuple[int, float]]]:
-        counts = (self.other >= 0).sum(axis=1).tolist()
-        others = other_ids[np.maximum(self.other, 0)].tolist()
-        scores = self.score.tolist()
-        k = self.k
-        return {
-            listing_id: list(zip(o, s, strict=True)) if n == k else list(zip(o[:n], s[:n], strict=True))
-            for listing_id, n, o, s in zip(ids.tolist(), counts, others, scores, strict=True)
-        }
+    def other_ids(self, other_ids: IntArray) -> IntArray:
+        """The ids of the others (-1 in empty slots)."""
+        result: IntArray = np.where(self.other >= 0, other_ids[np.maximum(self.other, 0)], -1)
+        return result
+
+
+class Rematch(Mapping[int, list[tuple[int, float]]]):
+    """``{listing_id: [(other_id, score), ...]}`` over compact arrays: each list is made when read
+    (two million tuples would take hundreds of megabytes)."""
+
+    def __init__(self, ids: IntArray, others: IntArray, scores: FloatArray) -> None:
+        order = np.argsort(ids, kind="stable")
+        self._ids = ids[order]
+        self._others = others[order]
+        self._scores = scores[order]
+        self._counts = (self._others >= 0).sum(axis=1)
+
+    def _row(self, listing_id: object) -> int | None:
+        if not isinstance(listing_id, (int, np.integer)) or len(self._ids) == 0:
+            return None
+        row = int(np.searchsorted(self._ids, listing_id))
+        return row if row < len(self._ids) and self._ids[row] == listing_id else None
+
+    def __getitem__(self, listing_id: int) -> list[tuple[int, float]]:
+        row = self._row(listing_id)
+        if row is None:
+            raise KeyError(listing_id)
+        n = int(self._counts[row])
+        return list(zip(self._others[row, :n].tolist(), self._scores[row, :n].tolist(), strict=True))
+
+    def __contains__(self, listing_id: object) -> bool:
+        return self._row(listing_id) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def pairs(self) -> int:
+        """How many (listing, other) pairs in all."""
+        return int(self._counts.sum())
 
 
 def _group_floor(group: IntArray, value: FloatArray, k: int) -> FloatArray:
@@ -535,7 +670,7 @@ class _Scored:
     @classmethod
     def concat(cls, parts: list[_Scored]) -> _Scored:
         need_pos = np.concatenate([p.need_pos for p in parts])
-        order = _stable_order(need_pos)
+        order = stable_order(need_pos)
         return cls(
             need_pos[order],
             np.concatenate([p.offer_pos for p in parts])[order],
@@ -547,6 +682,29 @@ def _scored(offers: Attrs, needs: Attrs, rel: Relevant) -> _Scored:
     score = pair_scores(offers, rel.offer_pos, needs, rel.need_pos, rel.relevance)
     ok = np.flatnonzero(score >= MIN_SCORE)
     return _Scored(rel.need_pos[ok], rel.offer_pos[ok], score[ok])
+
+
+# Pairs of one class pass generated at once (bounds the memory a block takes).
+_PAIRS_AT_ONCE = 400_000
+
+
+def _by_need_class(
+    offers: SideMatrices,
+    oi: IntArray,
+    needs: SideMatrices,
+    ni: IntArray,
+    table: BlockTable,
+    scratch: Scratch,
+    takes: NDArray[np.bool_],
+    oa: Attrs,
+    na: Attrs,
+) -> list[_Scored]:
+    """Scored pairs of the offer classes each need takes, a run of needs at a time."""
+    sizes = np.diff(table.offer_class_start)
+    return [
+        _scored(oa, na, class_pairs(offers, oi, needs, ni, table, scratch, takes[rows], rows=rows))
+        for rows in row_chunks(takes, sizes, _PAIRS_AT_ONCE)
+    ]
 
 
 def _need_floor(scored: _Scored, nj: int, k: int) -> FloatArray:
@@ -590,27 +748,31 @@ def _rematch_block(
         parts = [_scored(oa, na, strong.take(live))]
         # Pairs sharing only routes: by class, the best classes of each need first.
         by_need = table.relevance[:, table.gn].T  # needs × offer classes
-        usable = by_need >= _RELEVANCE_FLOOR
+        usable = by_need >= RELEVANCE_FLOOR
         need_floor = np.maximum(_need_floor(parts[0], nj, k), low_need_floor)
         band = np.maximum(ROUTE_BAND * by_need.max(axis=1, initial=0.0), need_floor / _HIGH)
         first = usable & (by_need >= band[:, None])
-        parts.append(_scored(oa, na, class_pairs(offers, oi, needs, ni, table, scratch, first)))
+        parts.extend(_by_need_class(offers, oi, needs, ni, table, scratch, first, oa, na))
         so_far = _Scored.concat(parts)
         need_floor = np.maximum(_need_floor(so_far, nj, k), low_need_floor)
         offer_floor = np.maximum(
             low_offer_floor, _column_floor(scratch, so_far.need_pos, so_far.offer_pos, so_far.score, nj, nc, k)
         )
         then = usable & ~first & (by_need * _HIGH >= need_floor[:, None])
-        parts.append(_scored(oa, na, class_pairs(offers, oi, needs, ni, table, scratch, then)))
+        parts.extend(_by_need_class(offers, oi, needs, ni, table, scratch, then, oa, na))
         # Offers whose floor their best class of needs can reach (most cannot).
         reachable = np.flatnonzero(table.relevance.max(axis=1, initial=0.0)[table.go] * _HIGH >= offer_floor)
         by_offer = table.relevance[table.go[reachable], :]  # those offers × need classes
-        wanted = (by_offer >= _RELEVANCE_FLOOR) & (by_offer * _HIGH >= offer_floor[reachable, None])
-        more = class_pairs(offers, oi, needs, ni, table, scratch, offer_classes=wanted, offer_rows=reachable)
-        # Only the pairs the two passes above did not take.
-        g = table.go[more.offer_pos]
-        done = first[more.need_pos, g] | then[more.need_pos, g]
-        parts.append(_scored(oa, na, more.take(np.flatnonzero(~done))))
+        wanted = (by_offer >= RELEVANCE_FLOOR) & (by_offer * _HIGH >= offer_floor[reachable, None])
+        sizes = np.diff(table.need_class_start)
+        for chunk in row_chunks(wanted, sizes, _PAIRS_AT_ONCE):
+            more = class_pairs(
+                offers, oi, needs, ni, table, scratch, offer_classes=wanted[chunk], rows=reachable[chunk]
+            )
+            # Only the pairs the two passes above did not take.
+            g = table.go[more.offer_pos]
+            done = first[more.need_pos, g] | then[more.need_pos, g]
+            parts.append(_scored(oa, na, more.take(np.flatnonzero(~done))))
     finally:
         scratch.clear(marked)
     b = _Scored.concat(parts)
@@ -627,7 +789,6 @@ def _rematch_block(
     rows = n_rows[pick]
     need_top.score[rows, rank] = score[pick]
     need_top.other[rows, rank] = o_rows[pick]
-    need_top.key[rows, rank] = o_keys[pos]
     # Offers: merged into their running top-k.
     floor = np.maximum(offer_top.threshold(oi), _column_floor(scratch, need_pos, offer_pos, score, nj, nc, k))
     sel = np.flatnonzero(score >= floor[offer_pos])
@@ -638,11 +799,9 @@ def _rematch_block(
     touched, slot = np.unique(offer_pos[sel[pos]], return_inverse=True)
     new_s = np.full((len(touched), k), -1.0)
     new_o = np.full((len(touched), k), -1, dtype=np.int64)
-    new_k = np.full((len(touched), k), _NO_KEY, dtype=np.int64)
     new_s[slot, rank] = score[sel[pos]]
     new_o[slot, rank] = n_rows[sel[pos]]
-    new_k[slot, rank] = n_keys[pos]
-    offer_top.merge_rows(oi[touched], new_s, new_o, new_k)
+    offer_top.merge_rows(oi[touched], new_s, new_o)
 
 
 def _blocks(offers: SideMatrices, needs: SideMatrices) -> Iterator[tuple[IntArray, IntArray]]:

@@ -120,6 +120,38 @@ class SideMatrices:
     def size(self) -> int:
         return len(self.ids)
 
+    _ROW_ARRAYS = (
+        "ids",
+        "lat",
+        "lon",
+        "radius",
+        "hazardous",
+        "accepts",
+        "annual",
+        "lot",
+        "freq",
+        "avail_from",
+        "avail_until",
+        "sector_known",
+    )
+
+    def take(self, rows: IntArray) -> SideMatrices:
+        """The listings of ``rows``, in that order."""
+        arrays = {name: getattr(self, name)[rows] for name in self._ROW_ARRAYS}
+        return SideMatrices(kind=self.kind, mats={c: m[rows] for c, m in self.mats.items()}, **arrays)
+
+    @classmethod
+    def concat(cls, parts: Sequence[SideMatrices], kind: str) -> SideMatrices:
+        """The listings of all parts, in order (matrices of one feature space, widened alike)."""
+        if not parts:
+            return cls.build([], kind=kind)
+        mats = {}
+        for comp in FEATURE_BLOCKS:
+            width = max(p.mats[comp].shape[1] for p in parts)
+            mats[comp] = sparse.vstack([_widen(p.mats[comp], width) for p in parts], format="csr")
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name in cls._ROW_ARRAYS}
+        return cls(kind=kind, mats=mats, **arrays)
+
     def stacked(self, offsets: tuple[int, ...], blocks: tuple[str, ...]) -> sparse.csr_matrix:
         """The ``blocks`` side by side (block ``j`` at columns ``offsets[j]``…), one row per
         listing, in the blocks' own column order within a row."""
@@ -362,7 +394,7 @@ def pair_block(
 
 # Material relevance under this cannot reach ``MIN_SCORE`` (the context factor is at most 1; the
 # margin covers rounding).
-_RELEVANCE_FLOOR = MIN_SCORE * (1.0 - 1e-12)
+RELEVANCE_FLOOR = MIN_SCORE * (1.0 - 1e-12)
 
 
 class Scratch:
@@ -377,9 +409,8 @@ class Scratch:
         """(mask, pair_of) of at least ``cells`` cells, all False and all -1: a caller may write to
         them and must set them back."""
         if len(self._mask) < cells:
-            size = max(cells, 2 * len(self._mask))
-            self._mask = np.zeros(size, dtype=bool)
-            self._pair_of = np.full(size, -1, dtype=np.int32)
+            self._mask = np.zeros(cells, dtype=bool)
+            self._pair_of = np.full(cells, -1, dtype=np.int32)
         return self._mask, self._pair_of
 
     def clear(self, cells: IntArray) -> None:
@@ -389,7 +420,7 @@ class Scratch:
     def zero_grid(self, cells: int) -> FloatArray:
         """A grid of ``cells`` zeros: a caller may write to it and must set it back to zero."""
         if len(self._values) < cells:
-            self._values = np.zeros(max(cells, 2 * len(self._values)))
+            self._values = np.zeros(cells)
         return self._values[:cells]
 
 
@@ -447,7 +478,7 @@ class Relevant:
     def concat(cls, parts: Sequence[Relevant]) -> Relevant:
         """The pairs of all parts, in need-major order (stable)."""
         need_pos = np.concatenate([p.need_pos for p in parts])
-        order = _stable_order(need_pos)
+        order = stable_order(need_pos)
         raw = None
         if all(p.raw is not None for p in parts):
             raw = {
@@ -462,7 +493,7 @@ class Relevant:
         )
 
 
-def _stable_order(keys: IntArray) -> IntArray:
+def stable_order(keys: IntArray) -> IntArray:
     """A stable sort order of small non-negative integers (radix sort when they fit 16 bits)."""
     if len(keys) == 0 or int(keys.max()) < 2**15:
         result: IntArray = np.argsort(keys.astype(np.int16), kind="stable").astype(np.int64)
@@ -511,7 +542,7 @@ def block_table(offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: Int
 
 
 def _by_class(classes: IntArray, count: int) -> tuple[IntArray, IntArray]:
-    order = _stable_order(classes)
+    order = stable_order(classes)
     start = np.concatenate([[0], np.cumsum(np.bincount(classes, minlength=count))]).astype(np.int64)
     return order, start
 
@@ -625,7 +656,7 @@ def strong_pairs(
     raw = {comp: finished_all[j * n_pairs : (j + 1) * n_pairs] for j, comp in enumerate(STRONG_BLOCKS)}
     raw["route"] = table.route[table.go[offer_pos], table.gn[need_pos]]
     relevance = material_relevance(raw)
-    keep = np.flatnonzero(relevance >= _RELEVANCE_FLOOR)
+    keep = np.flatnonzero(relevance >= RELEVANCE_FLOOR)
     out_raw = {c: raw[c][keep] for c in MATERIAL_COMPONENTS} if with_raw else None
     return Relevant(need_pos[keep], offer_pos[keep], relevance[keep], inside[keep], out_raw), cells_hit
 
@@ -639,22 +670,24 @@ def class_pairs(
     scratch: Scratch,
     need_classes: NDArray[np.bool_] | None = None,
     offer_classes: NDArray[np.bool_] | None = None,
-    offer_rows: IntArray | None = None,
+    rows: IntArray | None = None,
     with_raw: bool = False,
 ) -> Relevant:
     """Pairs sharing no word or code (cells not marked in ``scratch``'s mask), within the radius:
     those whose need takes the offer's class (``need_classes``, needs × offer classes) or whose
-    offer takes the need's class (``offer_classes``, offers × need classes, or ``offer_rows`` ×
-    need classes), given as one of the two; relevance from the table. Need-major order for
-    ``need_classes``."""
+    offer takes the need's class (``offer_classes``, offers × need classes), given as one of the
+    two, for the need (offer) positions ``rows`` when given (one per row), else all; relevance
+    from the table. Need-major order for ``need_classes``."""
     nj, nc = len(ni), len(oi)
     if need_classes is not None:
         need_pos, offer_pos = _expand(need_classes, table.offers_by_class, table.offer_class_start)
+        if rows is not None:
+            need_pos = rows[need_pos]
     else:
         assert offer_classes is not None
         offer_pos, need_pos = _expand(offer_classes, table.needs_by_class, table.need_class_start)
-        if offer_rows is not None:
-            offer_pos = offer_rows[offer_pos]
+        if rows is not None:
+            offer_pos = rows[offer_pos]
     if len(need_pos) == 0:
         return Relevant.empty(with_raw)
     mask, _ = scratch.grids(nj * nc)
@@ -670,6 +703,18 @@ def class_pairs(
         zeros = np.zeros(len(need_pos))
         raw = {"text": zeros, "material": zeros, "code": zeros, "route": table.route[go, gn]}
     return Relevant(need_pos, offer_pos, relevance, inside, raw)
+
+
+def row_chunks(takes: NDArray[np.bool_], class_sizes: IntArray, budget: int) -> list[IntArray]:
+    """Rows of ``takes`` (rows × classes) in consecutive runs of about ``budget`` pairs each
+    (a row's pairs: the members of the classes it takes)."""
+    per_row = takes.astype(np.int64) @ class_sizes
+    ends = np.cumsum(per_row)
+    if len(ends) == 0 or ends[-1] <= budget:
+        return [np.arange(len(per_row), dtype=np.int64)]
+    cut = np.searchsorted(ends, np.arange(budget, int(ends[-1]), budget), side="right")
+    bounds = np.unique(np.concatenate([[0], cut, [len(per_row)]]))
+    return [np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def score_block(
@@ -705,7 +750,7 @@ def block_relevance(
     table = block_table(offers, oi, needs, ni)
     strong, marked = strong_pairs(offers, oi, needs, ni, table, scratch, with_raw)
     try:
-        by_class = table.relevance[:, table.gn].T >= _RELEVANCE_FLOOR
+        by_class = table.relevance[:, table.gn].T >= RELEVANCE_FLOOR
         rest = class_pairs(offers, oi, needs, ni, table, scratch, need_classes=by_class, with_raw=with_raw)
     finally:
         scratch.clear(marked)
@@ -733,7 +778,7 @@ def relevance_of(
     }
     raw = components_from_blocks(blocks, offers.sector_known[o_rows] & needs.sector_known[n_rows])
     relevance = material_relevance(raw)
-    keep = np.flatnonzero(relevance >= _RELEVANCE_FLOOR)
+    keep = np.flatnonzero(relevance >= RELEVANCE_FLOOR)
     out_raw = {c: raw[c][keep] for c in MATERIAL_COMPONENTS} if with_raw else None
     return keep, relevance[keep], out_raw
 
