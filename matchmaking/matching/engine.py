@@ -39,7 +39,6 @@ from threadpoolctl import threadpool_limits
 from matchmaking.matching import geo, scoring
 from matchmaking.matching.records import NEED, OFFER, Listing, opposite
 from matchmaking.matching.scoring import (
-    CANDIDATE_BLOCKS,
     CONTEXT_SHARE,
     FEATURE_BLOCKS,
     MATERIAL_COMPONENTS,
@@ -51,10 +50,12 @@ from matchmaking.matching.scoring import (
     context_fit,
     explain,
     final_score,
+    finish_component,
     material_relevance,
 )
 from matchmaking.matching.vectors import (
     RELEVANCE_FLOOR,
+    STRONG_BLOCKS,
     Attrs,
     BlockTable,
     FeatureSpace,
@@ -63,7 +64,7 @@ from matchmaking.matching.vectors import (
     SideMatrices,
     block_table,
     class_pairs,
-    finish_pairs,
+    class_values,
     pair_block,
     pair_scores,
     row_chunks,
@@ -251,16 +252,22 @@ class Index:
         return ids, mats
 
     def _query_main(
-        self, query: Profile, qm: SideMatrices, side: _Side
+        self, query: Profile, qm: SideMatrices, side: _Side, best: int | None = None
     ) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
-        """Live rows of ``side``'s main matrices scoring at least ``MIN_SCORE`` with ``query``."""
+        """Live rows of ``side``'s main matrices scoring at least ``MIN_SCORE`` with ``query``:
+        those sharing a word or a code (one sparse product per block, against the transposed
+        matrices) and those of a route class that can reach it (``vectors.class_values``). With
+        ``best``, only the pairs that may be among the ``best`` best (ties included)."""
         mats = side.matrices
         n = mats.size
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0), {c: np.zeros(0) for c in MATERIAL_COMPONENTS})
+        if n == 0:
+            return empty
         parts: dict[str, tuple[NDArray[np.int32], FloatArray]] = {}
-        for comp in FEATURE_BLOCKS:
+        for comp in STRONG_BLOCKS:
             mt = side.transposed[comp]
             q = qm.mats[comp]
-            if q.nnz == 0 or n == 0:
+            if q.nnz == 0:
                 continue
             if q.shape[1] > mt.shape[0]:  # features the main matrices do not have
                 q = q[:, : mt.shape[0]]
@@ -269,44 +276,67 @@ class Index:
             prod = q @ mt
             if prod.nnz:
                 parts[comp] = (prod.indices, prod.data)
-        cand_parts = [parts[c][0] for c in CANDIDATE_BLOCKS if c in parts]
-        empty = (np.zeros(0, dtype=np.int64), np.zeros(0), {c: np.zeros(0) for c in MATERIAL_COMPONENTS})
-        if not cand_parts:
-            return empty
+        route, relevance = class_values(mats, qm)
+        of_row, _, _ = mats.classes()
+        by_class, start = mats.class_members()
         hit = np.zeros(n, dtype=bool)
-        for idx in cand_parts:
+        for idx, _data in parts.values():
             hit[idx] = True
+        for g in np.flatnonzero(relevance >= RELEVANCE_FLOOR).tolist():
+            hit[by_class[start[g] : start[g + 1]]] = True
         hit &= side.alive
         rows = np.flatnonzero(hit).astype(np.int64)
         # Within the need's radius (unknown sites pass).
+        inside = np.ones(len(rows), dtype=bool)
         if qm.located[0] and len(rows):
             dots = qm.xyz[:, 0] @ mats.xyz[:, rows]
-            near = dots >= (qm.cos_reach[0] if query.kind == NEED else mats.cos_reach[rows])
-            near |= ~mats.located[rows]
-            rows = rows[near]
+            unknown = ~mats.located[rows]
+            near = (dots >= (qm.cos_reach[0] if query.kind == NEED else mats.cos_reach[rows])) | unknown
+            inside = (dots >= (qm.cos_inside[0] if query.kind == NEED else mats.cos_inside[rows])) | unknown
+            rows, inside = rows[near], inside[near]
         if len(rows) == 0:
             return empty
         values = np.zeros(n)
-        summed: dict[str, FloatArray] = {}
-        for comp, (idx, data) in parts.items():
-            values[idx] = data
-            summed[comp] = values[rows]
-            values[idx] = 0.0
+        raw: dict[str, FloatArray] = {}
+        for comp in STRONG_BLOCKS:
+            if comp in parts:
+                idx, data = parts[comp]
+                values[idx] = data
+                raw[comp] = finish_component(comp, values[rows])
+                values[idx] = 0.0
+            else:
+                raw[comp] = np.zeros(len(rows))
+        raw["route"] = route[of_row[rows]]
+        rel = material_relevance(raw)
+        keep = np.flatnonzero(rel >= RELEVANCE_FLOOR)
+        rows, rel = rows[keep], rel[keep]
         zeros = np.zeros(len(rows), dtype=np.int64)
+        if best is not None and len(rows) > best:
+            # The best-th best score is at least the best-th best low bound (see ``_LOW``).
+            if query.kind == NEED:
+                sure = surely_allowed(mats, rows, qm, zeros, inside[keep])
+            else:
+                sure = surely_allowed(qm, zeros, mats, rows, inside[keep])
+            low = np.where(sure, rel * _LOW, 0.0)
+            floor = np.partition(low, len(low) - best)[len(low) - best]
+            may = np.flatnonzero(rel * _HIGH >= floor)
+            rows, rel, keep, zeros = rows[may], rel[may], keep[may], zeros[may]
         if query.kind == NEED:
-            keep, score, raw = finish_pairs(mats, rows, qm, zeros, summed, with_raw=True)
+            score = pair_scores(mats, rows, qm, zeros, rel)
         else:
-            keep, score, raw = finish_pairs(qm, zeros, mats, rows, summed, with_raw=True)
-        assert raw is not None
-        return rows[keep], score, raw
+            score = pair_scores(qm, zeros, mats, rows, rel)
+        ok = np.flatnonzero(score >= MIN_SCORE)
+        return rows[ok], score[ok], {c: raw[c][keep[ok]] for c in MATERIAL_COMPONENTS}
 
-    def _score_against(self, query: Profile, side: _Side) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
+    def _score_against(
+        self, query: Profile, side: _Side, best: int | None = None
+    ) -> tuple[IntArray, FloatArray, dict[str, FloatArray]]:
         """(ids, scores, material components) of the live listings of ``side`` scoring at least
-        ``MIN_SCORE`` with ``query``."""
+        ``MIN_SCORE`` with ``query`` (with ``best``: at least all that may be among the best)."""
         if side.pending:
             p_ids, p_mats = self._pending_matrices(side)  # first: the space then knows their features
         qm = SideMatrices.build([query], self.space, kind=query.kind, grow=False)
-        rows, scores, raw = self._query_main(query, qm, side)
+        rows, scores, raw = self._query_main(query, qm, side, best)
         ids = side.matrices.ids[rows]
         if side.pending and p_ids:
             everyone = np.arange(len(p_ids), dtype=np.int64)
@@ -336,8 +366,8 @@ class Index:
         """The ``k`` best of the first ``limit`` (default ``k``) listings of ``side`` for ``query``,
         best first (ties: the smaller id first), keeping those of ``family`` and within
         ``radius_km`` (as the explanation rounds the distance) if given; only those are explained."""
-        ids, scores, raw = self._score_against(query, side)
         limit = k if limit is None else limit
+        ids, scores, raw = self._score_against(query, side, limit)
         cand = np.flatnonzero(scores >= MIN_SCORE)
         if len(cand) == 0:
             return []

@@ -708,7 +708,8 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
     if offer.kind != OFFER or need.kind != NEED:
         raise ValueError("explain() takes an offer profile and a need profile")
     mraw = dict(raw_material) if raw_material is not None else material_raw(offer, need)
-    ctx = context_components(pair_context(offer, need))
+    pctx = pair_context(offer, need)
+    ctx = context_components(pctx)
     craw = {k: float(v[0]) for k, v in ctx.raw.items()}
     relevance = sum(WEIGHTS[k] * mraw[k] for k in MATERIAL_COMPONENTS)
     context = sum(WEIGHTS[k] * craw[k] for k in CONTEXT_COMPONENTS)
@@ -769,7 +770,7 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
             "label_en": r.label("en") if r else routes.use_label(best_use, "en"),
             "source": r.source if r else "",
         }
-    km = float(pair_context(offer, need).distance_km[0])
+    km = float(pctx.distance_km[0])
     share = float(ctx.share[0])
     return Explanation(
         offer_id=offer.listing.id,

@@ -107,6 +107,8 @@ class SideMatrices:
     )
     _profiles: dict[str, tuple[IntArray, sparse.csr_matrix]] = field(init=False, repr=False, default_factory=dict)
     _classes: tuple[IntArray, IntArray, IntArray] | None = field(init=False, repr=False, default=None)
+    _members: tuple[IntArray, IntArray] | None = field(init=False, repr=False, default=None)
+    _class_rows: dict[str, sparse.csr_matrix] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.located = ~(np.isnan(self.lat) | np.isnan(self.lon))
@@ -203,6 +205,22 @@ class SideMatrices:
                 cached = (ids, m[np.array(first, dtype=np.int64)])
             self._profiles[block] = cached
         return cached
+
+    def class_rows(self, block: str) -> sparse.csr_matrix:
+        """The ``block`` (route or sector) profile of each class, one row per class."""
+        cached = self._class_rows.get(block)
+        if cached is None:
+            _, route_of, sector_of = self.classes()
+            _, rows = self.profiles(block)
+            cached = self._class_rows[block] = rows[route_of if block == "route" else sector_of]
+        return cached
+
+    def class_members(self) -> tuple[IntArray, IntArray]:
+        """(rows sorted by class, where each class starts in them; one more: the end)."""
+        if self._members is None:
+            of_row, route, _ = self.classes()
+            self._members = _by_class(of_row, len(route))
+        return self._members
 
     def classes(self) -> tuple[IntArray, IntArray, IntArray]:
         """(class of each row, route profile of each class, sector profile of each class): rows of
@@ -559,6 +577,25 @@ def _expand(takes: NDArray[np.bool_], by_class: IntArray, start: IntArray) -> tu
     first = np.cumsum(counts) - counts
     offset = np.arange(total, dtype=np.int64) - np.repeat(first - start[classes], counts)
     return np.repeat(rows.astype(np.int64), counts), by_class[offset]
+
+
+def class_values(side: SideMatrices, one: SideMatrices) -> tuple[FloatArray, FloatArray]:
+    """(route component, relevance) of a pair of ``one``'s single listing and a listing of each
+    class of ``side`` (of the opposite kind) that shares no word or code: as ``block_table``, with
+    the sums taken offer-side first."""
+    finished: dict[str, FloatArray] = {}
+    for block in ("route", "sector"):
+        a = side.class_rows(block)
+        b = one.mats[block]
+        width = max(a.shape[1], b.shape[1])
+        a, b = _widen(a, width), _widen(b, width)
+        sums = (a @ b.T) if side.kind != NEED else (b @ a.T).T
+        finished[block] = finish_component(block, sums.toarray().ravel())
+    known = (np.diff(side.class_rows("sector").indptr) > 0) & bool(one.sector_known[0])
+    zeros = np.zeros(known.shape[0])
+    route = components_from_blocks({**{c: zeros for c in STRONG_BLOCKS}, **finished}, known)["route"]
+    relevance = material_relevance({"text": zeros, "material": zeros, "code": zeros, "route": route})
+    return route, relevance
 
 
 def _renumber(values: IntArray, size: int) -> tuple[IntArray, IntArray]:
