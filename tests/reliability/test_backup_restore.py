@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,6 +194,14 @@ def test_a_dump_restored_into_the_other_kind_of_database_answers_the_same_reques
                                     "frequency": "yearly"})
         assert created.status_code == 201, created.get_json()
         assert created.get_json()["id"] > max(world["listings"])
+        rows = sum(_counts(source_url).values())
+        identical = sum(a == b for a, b in zip(before, after, strict=True))
+        report = Path(__file__).resolve().parents[2] / "test-output" / "backup-drill.txt"
+        report.parent.mkdir(exist_ok=True)
+        with report.open("a") as out:
+            out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {source_kind} -> {target_kind}: rows={rows} "
+                      f"requests_compared={len(before)} identical={identical} "
+                      f"dump_bytes_gz={dump.stat().st_size}\n")
         with target.app_context():
             db.engine.dispose()
         with source.app_context():
