@@ -1,22 +1,27 @@
 """The matching index: offers and needs, matched both ways, searched, and rematched in bulk.
 
-``Index`` keeps, for each kind, the profiles of its listings as sparse matrices (see
-``vectors``). A listing is matched against the opposite kind without scoring everything: one
-sparse row × matrix product per component yields exactly the listings that share a feature with it
-(all others score 0); those beyond the need's radius are dropped, then those whose material
-relevance alone is under ``MIN_SCORE``, and only the rest get their context and gates. Listings
-added or changed since the last compaction sit in small matrices of their own; all matrices are
-rebuilt when that buffer grows.
+``Index`` keeps, for each kind, its listings and their profiles as sparse matrices (see
+``vectors``); profiles themselves are built a chunk at a time and let go (they take kilobytes
+each), and built again to explain a match. A listing is matched against the opposite kind without
+scoring everything: one sparse row × matrix product per word-and-code block yields the listings
+sharing a feature with it, and the route classes (listings with the same valorisation routes and
+sectors, see ``vectors.BlockTable``) that can reach ``MIN_SCORE`` add theirs; those beyond the
+need's radius are dropped, then those that cannot be among the best (bounds from the material
+relevance), and only the rest get their context and gates. Listings added or changed since the
+last compaction sit in small matrices of their own; compaction stacks the live rows and those.
 
-The full rematch works by geographic blocks: needs grouped by radius class and by a grid cell
-sized to that radius, each group (split until needs × offers fits ``MAX_BLOCK_CELLS``) against the
-offers within reach of its needs (a BallTree query), scored by ``vectors.score_block``. Every
-candidate of a need is in its block, so its top-k is final there; offers keep a running top-k
-across blocks. Within a block, pairs that cannot enter a top-k are dropped before any sorting: a
-need's (offer's) k-th best score is at least the smallest of the maxima of k disjoint groups of its
-pairs, and an offer's also at least its running k-th best. Blocks run on a pool of threads (numpy
-and scipy release the GIL in their loops), each with its own buffers and running top-k per offer,
-merged at the end; the result is the same with any number of threads.
+The full rematch works by geographic blocks: needs grouped by radius class, halved along their
+longer extent while a block is too large (``MAX_BLOCK_CELLS``) or while halves cost less
+(``BLOCK_OVERHEAD_CELLS``), each against the offers within reach of its needs (a BallTree query).
+Every candidate of a need is in its block, so its top-k is final there; offers keep a running
+top-k across blocks. Within a block (``_rematch_block``), the pairs sharing words or codes come
+first; then, by route class, the best classes of each need; then only the pairs that can still
+enter their need's or their offer's top-k: a need's (offer's) k-th best score is at least the
+smallest of the maxima of k disjoint groups of its scored pairs (and of low bounds from the
+relevance), an offer's also at least its running k-th best, and a pair's relevance bounds its
+score. Blocks run on threads (numpy and scipy release the GIL in their loops), each with its own
+buffers and running top-k per offer, merged at the end; the result is the same with any number of
+threads, and the same as scoring every pair (``tests/matching/test_engine_fast.py``).
 """
 
 from __future__ import annotations
