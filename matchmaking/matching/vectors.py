@@ -4,11 +4,16 @@ Each material component is a sum of products of per-listing features (see ``scor
 block of offers × needs is scored with one sparse matrix product per component; only pairs that
 share at least one feature come out, which is exactly the set of pairs whose score can be above 0.
 
-``score_block`` is what the engine runs: the products of a block are laid on a dense grid of
-needs × offers, pairs beyond the need's radius are dropped before any component is read (a dot
-product of unit vectors per cell), then pairs whose material relevance alone is under
-``MIN_SCORE`` (the context can only lower it), and only the rest get their context. ``pair_block``
-scores every pair of a block the plain way; the evaluation uses it.
+The engine's kernels split the blocks in two. Words and codes (``STRONG_BLOCKS``) differ from
+listing to listing: one sparse product covers the three (``strong_pairs``), its entries marked on
+a grid of needs × offers. Valorisation routes and sectors come in few distinct profiles: listings
+sharing both form a class, and a block's classes are compared once (``block_table``), so a pair
+sharing only routes takes its relevance from a small table (``class_pairs``). Either way pairs
+beyond the need's radius are dropped before any value is read (a dot product of unit vectors),
+then pairs whose material relevance alone is under ``MIN_SCORE`` (the context can only lower it),
+and only the rest get their context (``pair_scores``, the arithmetic of ``scoring``).
+``score_block`` scores every pair of a block this way; ``pair_block`` does it the plain way, one
+product per block; the evaluation uses it, and the tests hold the two to the same scores.
 """
 
 from __future__ import annotations
