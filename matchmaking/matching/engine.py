@@ -664,6 +664,11 @@ def _column_floor(
     when there are fewer than k rows."""
     if nj < k:
         return np.full(nc, -np.inf)
+    if len(value) * 8 < nj * nc:  # few pairs: their groups' maxima directly
+        maxima = np.full((k, nc), -np.inf)
+        np.maximum.at(maxima, (row % k, col), value)
+        out: FloatArray = maxima.min(axis=0)
+        return out
     grid = scratch.zero_grid(nj * nc)
     flat = row * nc + col
     grid[flat] = value
@@ -832,8 +837,9 @@ def _rematch_block(
     n_keys = needs.ids[n_rows[sel]]
     pos, rank = _ranked(offer_pos[sel], score[sel], n_keys, k)
     touched, slot = np.unique(offer_pos[sel[pos]], return_inverse=True)
-    new_s = np.full((len(touched), k), -1.0)
-    new_o = np.full((len(touched), k), -1, dtype=np.int64)
+    width = int(rank.max()) + 1  # most offers get one or two new pairs from a block
+    new_s = np.full((len(touched), width), -1.0)
+    new_o = np.full((len(touched), width), -1, dtype=np.int64)
     new_s[slot, rank] = score[sel[pos]]
     new_o[slot, rank] = n_rows[sel[pos]]
     offer_top.merge_rows(oi[touched], new_s, new_o)
