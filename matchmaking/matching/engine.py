@@ -866,7 +866,7 @@ def _blocks(offers: SideMatrices, needs: SideMatrices) -> Iterator[tuple[IntArra
     lat = np.radians(needs.lat[known])
     y = geo.EARTH_RADIUS_KM * lat
     x = geo.EARTH_RADIUS_KM * np.radians(needs.lon[known]) * np.cos(lat)
-    reach = _Reach(needs, tree, o_known_rows, o_unknown_rows)
+    reach = _Reach(needs, offers, tree, o_known_rows, o_unknown_rows)
     for c in np.unique(cls):
         w = np.flatnonzero(cls == c)
         yield from _split(reach, known[w], x[w], y[w])
@@ -877,22 +877,31 @@ class _Reach:
     """The offers within reach of a group of needs."""
 
     needs: SideMatrices
+    offers: SideMatrices
     tree: geo.RadiusIndex
     known_rows: IntArray
     unknown_rows: IntArray
 
-    def __call__(self, rows: IntArray) -> IntArray:
+    def __call__(self, rows: IntArray, within: IntArray | None = None) -> IntArray:
+        """Offers that may be within the radius of a need of ``rows``; with ``within`` (the offers
+        in reach of a group holding ``rows``), taken among those."""
         lat = self.needs.lat[rows]
         lon = self.needs.lon[rows]
         lat0 = float((lat.min() + lat.max()) / 2)
         lon0 = float((lon.min() + lon.max()) / 2)
         # Any offer within a need's radius is within (radius + the need's distance) of the centre.
         off = geo.haversine_km_arrays(lat, lon, np.full_like(lat, lat0), np.full_like(lon, lon0))
-        reach = float(np.max(self.needs.radius[rows] + off))
-        near = self.known_rows[self.tree.query(lat0, lon0, reach + 0.01)]
-        cand = np.concatenate([near, self.unknown_rows]) if len(self.unknown_rows) else near
-        result: IntArray = np.sort(cand).astype(np.int64)
-        return result
+        reach = float(np.max(self.needs.radius[rows] + off)) + 0.01
+        if within is None:
+            near = self.known_rows[self.tree.query(lat0, lon0, reach)]
+            cand = np.concatenate([near, self.unknown_rows]) if len(self.unknown_rows) else near
+            result: IntArray = np.sort(cand).astype(np.int64)
+            return result
+        centre = geo.unit_vectors(np.array([lat0]), np.array([lon0]))[:, 0]
+        cos = geo.cos_reach(np.array([reach]), np.array([True]))[0]
+        keep = (centre @ self.offers.xyz[:, within] >= cos) | ~self.offers.located[within]
+        kept: IntArray = within[keep]
+        return kept
 
 
 def _split(
@@ -910,7 +919,7 @@ def _split(
         axis = x if np.ptp(x) >= np.ptp(y) else y
         order = np.argsort(axis, kind="stable")
         halves = (order[: len(rows) // 2], order[len(rows) // 2 :])
-        cands = [reach(rows[h]) for h in halves]
+        cands = [reach(rows[h], cand) for h in halves]
         split_cost = sum(len(h) * len(c) + BLOCK_OVERHEAD_CELLS for h, c in zip(halves, cands, strict=True))
         if cells > MAX_BLOCK_CELLS or split_cost < cells + BLOCK_OVERHEAD_CELLS:
             for h, c in zip(halves, cands, strict=True):
