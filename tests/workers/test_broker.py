@@ -89,7 +89,13 @@ def test_the_cleanup_task_runs_in_the_worker(app: Any, tmp_path: Path, monkeypat
     from workers import tasks
 
     path = tmp_path / "broker.sqlite3"
-    _publish_and_consume(f"sqla+sqlite:///{path}", sent=3, taken=3)
+    _publish_and_consume(f"sqla+sqlite:///{path}", sent=3, taken=0)
+    # Consumed as kombu's own transport leaves them: hidden, not deleted.
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE kombu_message SET visible = 0"))
+    engine.dispose()
+    assert _rows(path) == (0, 3)
     monkeypatch.setattr(app.extensions["celery"].conf, "broker_url", f"sqla+sqlite:///{path}")
     with app.app_context():  # this app's broker, whatever context an earlier test left pushed
         assert tasks.cleanup_broker() == 3
