@@ -223,6 +223,14 @@ xlsx_cell = st.one_of(
 )
 
 
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _stable(xlsx: bytes) -> bytes:
     """The same workbook gives the same bytes (openpyxl stamps the time of saving), so that
     Hypothesis can replay an input exactly."""
@@ -252,8 +260,8 @@ def xlsx_files(draw: st.DrawFn) -> tuple[str, bytes]:
         for value in row:
             if not _xlsx_legal(value) or draw(st.integers(0, 4)) == 0:
                 cells.append(draw(xlsx_cell))
-            elif value.replace(".", "", 1).isdigit() and draw(st.booleans()):
-                cells.append(float(value))  # a spreadsheet keeps numbers as numbers
+            elif _as_number(value) is not None and draw(st.booleans()):
+                cells.append(_as_number(value))  # a spreadsheet keeps numbers as numbers
             else:
                 cells.append(value)
         sheet.append(cells)
