@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, events, task
 
 WORLD = json.loads(Path(os.environ.get("ACCOUNTS", "test-output/load/accounts.json")).read_text())
 ACCOUNTS = itertools.cycle(WORLD["accounts"])
@@ -30,6 +30,29 @@ NEW_LISTINGS = (("offer", "Chutes de contreplaqué", "t", "monthly"), ("need", "
                 "weekly"), ("offer", "Big bags polypropylène usagés", "unit", "monthly"),
                 ("need", "Sciure sèche pour litière", "t", "quarterly"), ("offer", "Cartons d'emballage", "kg",
                 "weekly"), ("offer", "Drêches de brasserie", "t", "weekly"))
+
+
+# Every request's time, for per-minute figures beside the machine's load (locust keeps only totals).
+SAMPLES: list[tuple[float, str, float, int]] = []
+
+
+@events.request.add_listener
+def _sample(request_type: str, name: str, response_time: float, response_length: int, response: Any = None,
+            exception: Any = None, start_time: float | None = None, **kwargs: Any) -> None:
+    SAMPLES.append((start_time or 0.0, name, response_time, getattr(response, "status_code", 0) or 0))
+
+
+@events.reset_stats.add_listener
+def _reset() -> None:
+    SAMPLES.clear()
+
+
+@events.quitting.add_listener
+def _save(environment: Any, **kwargs: Any) -> None:
+    out = os.environ.get("SAMPLES")
+    if out:
+        with open(out, "w") as f:
+            f.writelines(f"{t:.3f},{name},{ms:.1f},{status}\n" for t, name, ms, status in SAMPLES)
 
 
 class Firm(HttpUser):
