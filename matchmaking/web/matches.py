@@ -9,7 +9,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, case, not_, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
@@ -51,13 +51,6 @@ def waiting_for(match: Match, mine: Decision, theirs: Decision) -> bool:
         not (mine is Decision.interested and theirs is Decision.pending)
 
 
-def decisions_of(match: Match, firm: Firm) -> tuple[Decision, Decision]:
-    """(my firm's decision, the other firm's)."""
-    if match.offer.firm_id == firm.id:
-        return match.offer_decision, match.need_decision
-    return match.need_decision, match.offer_decision
-
-
 def row(match: Match, firm: Firm) -> Row:
     seen = audience()
     mine_is_offer = match.offer.firm_id == firm.id
@@ -75,24 +68,39 @@ def inbox_matches(firm: Firm, *, status: str | None = None, limit: int = 200) ->
     return [row(m, firm) for m in _inbox(firm, status=status, limit=limit)]
 
 
-def waiting_matches(firm: Firm, n: int, *, limit: int = 200) -> list[Row]:
-    """The first `n` matches of the inbox that wait for my firm (the others are not worked out)."""
-    out: list[Row] = []
-    for match in _inbox(firm, limit=limit):
-        if waiting_for(match, *decisions_of(match, firm)):
-            out.append(row(match, firm))
-            if len(out) >= n:
-                break
-    return out
+def waiting_matches(firm: Firm, n: int) -> list[Row]:
+    """The first `n` matches of the inbox that wait for my firm, chosen by the database (the
+    dashboard shows a few; the firm may have hundreds)."""
+    mine = select(Listing.id).where(Listing.firm_id == firm.id)
+
+    def waits(my: Any, their: Any) -> Any:
+        return and_(my.in_((Decision.pending, Decision.interested)),
+                    not_(and_(my == Decision.interested, their == Decision.pending)))
+
+    query = (
+        select(Match)
+        .where(Match.id.in_(queries.firm_match_ids(firm.id)),
+               Match.status.in_((MatchStatus.proposed, MatchStatus.interested)),
+               or_(and_(Match.offer_id.in_(mine), waits(Match.offer_decision, Match.need_decision)),
+                   and_(Match.need_id.in_(mine), waits(Match.need_decision, Match.offer_decision))))
+        .options(*_places())
+        .order_by(case((Match.status == MatchStatus.interested, 1), else_=2), Match.score.desc(), Match.id)
+        .limit(n)
+    )
+    return [row(match, firm) for match in db.session.scalars(query)]
+
+
+def _places() -> list[Any]:
+    sides = (Match.offer, Match.need)
+    return [*[selectinload(rel).selectinload(Listing.site).selectinload(Site.commune) for rel in sides],
+            *[selectinload(rel).selectinload(Listing.firm) for rel in sides]]
 
 
 def _inbox(firm: Firm, *, status: str | None = None, limit: int = 200) -> list[Match]:
     query = (
         select(Match)
         .where(Match.id.in_(queries.firm_match_ids(firm.id)), Match.status != MatchStatus.stale)
-        .options(*[selectinload(rel).selectinload(Listing.site).selectinload(Site.commune)
-                   for rel in (Match.offer, Match.need)],
-                 *[selectinload(rel).selectinload(Listing.firm) for rel in (Match.offer, Match.need)])
+        .options(*_places())
     )
     if status == "declined":
         query = query.where(Match.status == MatchStatus.declined)

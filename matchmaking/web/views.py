@@ -64,7 +64,7 @@ def dashboard() -> str:
             select(Listing.status, func.count()).where(Listing.firm_id == firm.id).group_by(Listing.status)
         ).all()
     )
-    waiting = waiting_matches(firm, 5, limit=200)
+    waiting = waiting_matches(firm, 5)
     return render_template(
         "dashboard.html",
         firm=firm,
