@@ -24,6 +24,10 @@ def pct(values: list[float], q: float) -> float:
 def main(argv: list[str]) -> int:
     out = Path(argv[1])
     samples = [line.split(",") for line in (out / "requests.csv").read_text().splitlines() if line]
+    # From the end of the ramp-up (when the CPU count starts), as locust's own statistics.
+    ramp = out / "cpu-start.json"
+    if ramp.exists():
+        samples = [s for s in samples if float(s[0]) >= ramp.stat().st_mtime]
     loads = {}
     for line in (out / "loadavg.txt").read_text().splitlines():
         clock, one, *_ = line.split()
@@ -48,7 +52,7 @@ def main(argv: list[str]) -> int:
         print(f"no minute with a load average ≤ {QUIET_LOAD}: the machine was busy throughout")
         return 0
     minutes = sum(1 for m in by_minute if loads.get(m, 99) <= QUIET_LOAD)
-    print(f"\\nminutes with a load average ≤ {QUIET_LOAD} ({minutes}):")
+    print(f"\nminutes with a load average ≤ {QUIET_LOAD} ({minutes}):")
     print(f"{'request':38} {'count':>6} {'p50':>6} {'p95':>6} {'p99':>6}  target p95")
     for name in sorted(quiet):
         times, target = quiet[name], target_ms(name)
