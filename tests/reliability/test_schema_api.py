@@ -3,7 +3,7 @@ invalid) for every operation, sent in process with a member's bearer token so th
 handlers. No answer may be a 5xx, and every answer must match the document (status documented,
 content type, body schema, headers); invalid input must be refused with a 4xx.
 
-Bounded for CI: SCHEMA_EXAMPLES requests per operation (default 25), no shrinking beyond a few
+Bounded for CI: SCHEMA_EXAMPLES requests per operation (default 40), no shrinking beyond a few
 seconds. SQLite pass only: the handlers are the same on PostgreSQL and the rest of the suite covers
 the database differences.
 """
@@ -31,7 +31,7 @@ from tests.factories import make_firm, make_listing, make_user
 
 pytestmark = [pytest.mark.sqlite_only]
 
-EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "40"))
 REPORT = Path(__file__).resolve().parents[2] / "test-output" / "schemathesis.txt"
 TALLY: Counter[str] = Counter()
 
