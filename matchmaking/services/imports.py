@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 import zipfile
@@ -222,7 +223,7 @@ def _row_data(columns: Mapping[int, str], cells: list[Any]) -> dict[str, Any]:
         value = _cell(cells[index]) if index < len(cells) else None
         # Spreadsheets turn codes into numbers: 030105 → 30105, 53185 → 53185.0.
         if column == "low_code" and isinstance(value, int | float) and not isinstance(value, bool):
-            value = f"{int(value):06d}"
+            value = f"{int(value):06d}" if math.isfinite(value) else str(value)  # inf, nan: refused as codes
         elif column in ("reference", "commune_insee", "site") and isinstance(value, float) and value.is_integer():
             value = str(int(value))
         elif column in ("reference", "commune_insee", "site") and isinstance(value, int):
