@@ -32,7 +32,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -367,10 +367,12 @@ class Index:
         limit: int | None = None,
         family: str | None = None,
         radius_km: float | None = None,
+        exclude: Collection[int] = (),
     ) -> list[Match]:
         """The ``k`` best of the first ``limit`` (default ``k``) listings of ``side`` for ``query``,
         best first (ties: the smaller id first), keeping those of ``family`` and within
-        ``radius_km`` (as the explanation rounds the distance) if given; only those are explained."""
+        ``radius_km`` (as the explanation rounds the distance) if given, and not in ``exclude``;
+        only those are explained."""
         limit = k if limit is None else limit
         ids, scores, raw = self._score_against(query, side, limit)
         cand = np.flatnonzero(scores >= MIN_SCORE)
@@ -384,14 +386,15 @@ class Index:
         out: list[Match] = []
         for j in cand[order][:limit]:
             other_id = int(ids[j])
-            if family and family not in self._families(side, other_id):
+            # Filters first: explaining a pair costs far more than these tests.
+            if other_id in exclude or (family and family not in self._families(side, other_id)):
+                continue
+            if radius_km is not None and not _within(query.listing, side.listings[other_id], radius_km):
                 continue
             other = self._profile(side, other_id)
             mraw = {c: float(raw[c][j]) for c in MATERIAL_COMPONENTS}
             offer, need = (query, other) if query.kind == OFFER else (other, query)
             expl = explain(offer, need, mraw)
-            if radius_km is not None and expl.distance_km is not None and expl.distance_km > radius_km:
-                continue
             out.append((other_id, expl.score, expl))
             if len(out) >= k:
                 break
@@ -416,9 +419,11 @@ class Index:
         radius_km: float | None = None,
         family: str | None = None,
         k: int = 10,
+        exclude: Collection[int] = (),
     ) -> list[Match]:
         """Listings of ``kind`` that best answer ``query_text`` (a buyer searching offers, or a
-        seller searching needs), within ``radius_km`` of (lat, lon) and of ``family`` if given."""
+        seller searching needs), within ``radius_km`` of (lat, lon) and of ``family`` if given,
+        leaving out the ids in ``exclude`` (the searcher's own listings)."""
         probe = Listing(
             id=-1,
             kind=opposite(kind),
@@ -431,10 +436,11 @@ class Index:
         )
         side = self._sides[kind]
         query = build_profile(probe)
-        if not (family or radius_km):
+        if not (family or radius_km or exclude):
             return self._top(query, side, k)
-        # Among the best max(5k, 50), those of the family and within the radius.
-        return self._top(query, side, k, limit=max(k * 5, 50), family=family, radius_km=radius_km)
+        # Among the best max(5k, 50) (and the excluded), those of the family and within the radius.
+        limit = max(k * 5, 50) + len(exclude)
+        return self._top(query, side, k, limit=limit, family=family, radius_km=radius_km, exclude=exclude)
 
     # -- everything -----------------------------------------------------------------------------
     def rematch_all(self, k: int = 10, workers: int | None = None) -> Rematch:
@@ -513,6 +519,16 @@ class Index:
             zip(other.ids[other_rows[ok]].tolist(), scores[ok].tolist(), strict=True), key=lambda t: (-t[1], t[0])
         )
         return [(int(a), float(b)) for a, b in pairs[:k]]
+
+
+def _within(query: Listing, other: Listing, radius_km: float) -> bool:
+    """Whether ``other`` is within ``radius_km`` of ``query`` as the explanation says (its distance
+    from the offer to the need, rounded to 100 m); unknown places are not excluded."""
+    offer, need = (query, other) if query.kind == OFFER else (other, query)
+    if not (offer.has_point and need.has_point):
+        return True
+    assert offer.lat is not None and offer.lon is not None and need.lat is not None and need.lon is not None
+    return round(geo.haversine_km(offer.lat, offer.lon, need.lat, need.lon), 1) <= radius_km
 
 
 def _bitmap(rows: IntArray, size: int) -> NDArray[np.uint8]:

@@ -64,23 +64,30 @@ class _IndexCache:
         self.index: Index | None = None
         self.synced_at: datetime | None = None
         self.bind_key: str | None = None
+        self.versions: dict[int, datetime] = {}  # updated_at of each listing as indexed
 
     def reset(self) -> None:
         with self.lock:
             self.index, self.synced_at, self.bind_key = None, None, None
+            self.versions = {}
 
     def get(self, session: Session) -> Index:
         with self.lock:
             bind_key = str(session.get_bind().engine.url)
             now = utcnow()
             if self.index is None or self.bind_key != bind_key:
-                published = session.scalars(_load(session).where(Listing.status == ListingStatus.published))
+                published = list(session.scalars(_load(session).where(Listing.status == ListingStatus.published)))
                 self.index = Index.build(to_record(listing) for listing in published)
+                self.versions = {listing.id: listing.updated_at for listing in published}
                 self.bind_key = bind_key
             else:
                 assert self.synced_at is not None
-                changed = session.scalars(_load(session).where(Listing.updated_at >= self.synced_at - CLOCK_SKEW))
-                for listing in changed:
+                # The overlap (CLOCK_SKEW) brings back rows already indexed: only new versions are.
+                recent = session.execute(select(Listing.id, Listing.updated_at)
+                                         .where(Listing.updated_at >= self.synced_at - CLOCK_SKEW))
+                fresh = [i for i, at in recent if self.versions.get(i) != at]
+                for listing in session.scalars(_load(session).where(Listing.id.in_(fresh))) if fresh else ():
+                    self.versions[listing.id] = listing.updated_at
                     if listing.status is ListingStatus.published:
                         self.index.add(to_record(listing))
                     else:
@@ -230,10 +237,16 @@ def search(
     """
     index = current_index(session)
     kinds = [kind] if kind in (Kind.offer.value, Kind.need.value) else [Kind.offer.value, Kind.need.value]
+    own: frozenset[int] = frozenset()
+    if exclude_firm_id is not None:
+        own = frozenset(session.scalars(select(Listing.id).where(
+            Listing.firm_id == exclude_firm_id, Listing.status == ListingStatus.published)))
     found: list[tuple[int, float, Any]] = []
     for wanted in kinds:
-        found.extend(index.search(q, kind=wanted, lat=lat, lon=lon, radius_km=radius_km, family=family, k=k * 2))
+        found.extend(index.search(q, kind=wanted, lat=lat, lon=lon, radius_km=radius_km, family=family, k=k,
+                                  exclude=own))
     found.sort(key=lambda hit: (-hit[1], hit[0]))
+    found = found[:k]
     listings = {
         listing.id: listing
         for listing in session.scalars(

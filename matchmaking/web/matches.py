@@ -9,7 +9,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, not_, or_, select
+from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
@@ -22,6 +22,7 @@ from . import bp, explain
 from .common import audience, firm_required, form_values, my_firm, signed_in, user
 
 OPEN = (MatchStatus.proposed, MatchStatus.interested, MatchStatus.accepted)
+INBOX_PAGE = 25  # matches per page of the inbox: a phone screen's worth of decisions
 STATUS_ORDER = {MatchStatus.accepted: 0, MatchStatus.interested: 1, MatchStatus.proposed: 2,
                 MatchStatus.declined: 3, MatchStatus.stale: 4}
 
@@ -63,9 +64,11 @@ def row(match: Match, firm: Firm) -> Row:
                explain.phrase(data, str(get_locale() or "fr"), distance))
 
 
-def inbox_matches(firm: Firm, *, status: str | None = None, limit: int = 200) -> list[Row]:
-    """My firm's matches, best first within: accepted, in discussion, proposed, declined."""
-    return [row(m, firm) for m in _inbox(firm, status=status, limit=limit)]
+def inbox_matches(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[list[Row], int]:
+    """A page of my firm's matches, best first within: accepted, in discussion, proposed,
+    declined; and the number of pages."""
+    matches, total = _inbox(firm, status=status, page=page)
+    return [row(m, firm) for m in matches], max((total + INBOX_PAGE - 1) // INBOX_PAGE, 1)
 
 
 def waiting_matches(firm: Firm, n: int) -> list[Row]:
@@ -96,29 +99,28 @@ def _places() -> list[Any]:
             *[selectinload(rel).selectinload(Listing.firm) for rel in sides]]
 
 
-def _inbox(firm: Firm, *, status: str | None = None, limit: int = 200) -> list[Match]:
-    query = (
-        select(Match)
-        .where(Match.id.in_(queries.firm_match_ids(firm.id)), Match.status != MatchStatus.stale)
-        .options(*_places())
-    )
+def _inbox(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[list[Match], int]:
+    query = select(Match).where(Match.id.in_(queries.firm_match_ids(firm.id)), Match.status != MatchStatus.stale)
     if status == "declined":
         query = query.where(Match.status == MatchStatus.declined)
     elif status in ("proposed", "interested", "accepted"):
         query = query.where(Match.status == MatchStatus(status))
     else:
         query = query.where(Match.status.in_(OPEN))
-    matches = list(db.session.scalars(query.order_by(Match.score.desc(), Match.id).limit(limit)).all())
-    matches.sort(key=lambda m: (STATUS_ORDER[m.status], -m.score, m.id))
-    return matches
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rank = case({s: n for s, n in STATUS_ORDER.items()}, value=Match.status)
+    page_query = (query.options(*_places()).order_by(rank, Match.score.desc(), Match.id)
+                  .offset((page - 1) * INBOX_PAGE).limit(INBOX_PAGE))
+    return list(db.session.scalars(page_query)), total
 
 
 @bp.get("/matches")
 @firm_required
 def inbox() -> str:
     status = request.args.get("status") or ""
-    rows = inbox_matches(my_firm(), status=status or None)
-    return render_template("matches/inbox.html", rows=rows, status=status)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    rows, pages = inbox_matches(my_firm(), status=status or None, page=page)
+    return render_template("matches/inbox.html", rows=rows, status=status, page=page, pages=pages)
 
 
 def _match(match_id: int) -> Match:

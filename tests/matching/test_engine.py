@@ -87,3 +87,16 @@ def test_search_filters_radius_and_family() -> None:
     assert hits[0] == 1 and 2 not in hits
     wood = index.search("copeaux ou carton", kind="offer", family="paper_cardboard")
     assert [h[0] for h in wood] == [3]
+
+
+def test_search_leaves_out_the_searchers_own_listings_and_explains_only_what_it_returns() -> None:
+    listings = [Listing(i, "offer", "Sciure de bois", lat=48.40 + i / 1000, lon=-0.20) for i in range(1, 31)]
+    index = Index.build(listings)
+    everything = [h[0] for h in index.search("sciure", kind="offer", k=30)]
+    mine = set(everything[:12])
+    hits = index.search("sciure", kind="offer", k=10, exclude=mine)
+    assert [h[0] for h in hits] == [i for i in everything if i not in mine][:10]
+    # Within a radius, each hit's explained distance is inside it, as before filtering moved ahead.
+    near = index.search("sciure", kind="offer", lat=48.40, lon=-0.20, radius_km=1.5, k=30)
+    assert near and all(h[2].distance_km is not None and h[2].distance_km <= 1.5 for h in near)
+    assert len(near) == sum(1 for x in listings if round(111.2 * (x.lat - 48.40), 1) <= 1.5)

@@ -147,3 +147,25 @@ def test_a_declined_match_cannot_be_accepted_and_says_so(client, session) -> Non
     assert "plus ouverte" in text(client.get(response.headers["Location"]))
     session.refresh(match)
     assert match.status is MatchStatus.declined
+
+
+def test_the_inbox_comes_in_pages_accepted_first_then_by_score(client, session) -> None:
+    from matchmaking.web.matches import INBOX_PAGE
+
+    maker = make_firm(session, name="Palettes du Pail", commune_insee="53271")
+    need = make_listing(session, maker, kind="need", title="Caoutchouc", radius_km=80)
+    user = make_user(session, maker)
+    shop = make_firm(session, commune_insee="53185")
+    offers = [make_listing(session, shop, title=f"Chutes de caoutchouc n°{i}") for i in range(INBOX_PAGE + 3)]
+    session.flush()
+    for i, offer in enumerate(offers):  # scores 0.50 … 0.77; the lowest one accepted by both
+        session.add(Match(offer=offer, need=need, score=0.5 + i / 100, distance_km=5.0, explanation={},
+                          status=MatchStatus.accepted if i == 0 else MatchStatus.proposed))
+    session.commit()
+    sign_in(client, user)
+    first, second = text(client.get("/matches")), text(client.get("/matches?page=2"))
+    assert "Page 1 of 2" in first or "Page 1 sur 2" in first
+    assert first.index("n°0<") < first.index(f"n°{INBOX_PAGE + 2}<") < first.index(f"n°{INBOX_PAGE + 1}<")
+    assert sum(f"n°{i}<" in first for i in range(INBOX_PAGE + 3)) == INBOX_PAGE
+    assert sorted(i for i in range(INBOX_PAGE + 3) if f"n°{i}<" in second) == [1, 2, 3]
+    assert client.get("/matches?page=abc").status_code == 200
