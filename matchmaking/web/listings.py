@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from ..extensions import db
@@ -166,11 +167,12 @@ def listing_detail(listing_id: int) -> str:
     view = seen.view(listing)
     firm = my_firm()
     # This listing's matches with mine: the way to act on it.
-    column = Match.need_id if listing.kind is Kind.need else Match.offer_id
-    matches = db.session.scalars(select(Match).where(column == listing.id)).all()
-    if not view.mine:
-        matches = [m for m in matches if firm.id in (m.offer.firm_id, m.need.firm_id)]
-    matches = sorted((m for m in matches if m.status is not MatchStatus.stale), key=lambda m: -m.score)
+    column, other = (Match.need_id, Match.offer_id) if listing.kind is Kind.need else (Match.offer_id, Match.need_id)
+    query = select(Match).where(column == listing.id, Match.status != MatchStatus.stale)
+    if not view.mine:  # another firm's listing: only its matches with mine
+        query = query.where(other.in_(select(Listing.id).where(Listing.firm_id == firm.id)))
+    query = query.options(selectinload(Match.offer), selectinload(Match.need)).order_by(Match.score.desc(), Match.id)
+    matches = db.session.scalars(query).all()
     return render_template("listings/detail.html", listing=listing, view=view, matches=matches,
                            low=low_entry(listing.low_code), family=listing.family)
 
