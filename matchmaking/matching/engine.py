@@ -58,6 +58,7 @@ from matchmaking.matching.scoring import (
     finish_component,
     material_relevance,
 )
+from matchmaking.matching.text import seed_dir_pinned, vocabulary
 from matchmaking.matching.vectors import (
     RELEVANCE_FLOOR,
     STRONG_BLOCKS,
@@ -128,8 +129,12 @@ class Index:
         by_kind: dict[str, dict[int, Listing]] = {OFFER: {}, NEED: {}}
         for listing in listings:
             by_kind[listing.kind][listing.id] = listing
-        with _no_collection():
+        with _no_collection(), seed_dir_pinned():
+            every = [x for side in by_kind.values() for x in side.values()]
+            # The words to correct, looked up all at once (see ``Vocabulary.prefetch``).
+            vocabulary().prefetch({t for x in every for t in (x.title, x.description, x.sector_label)})
             self._sides = {kind: self._side_of(kind, by_kind[kind]) for kind in (OFFER, NEED)}
+        scoring.release_words()  # the index keeps matrices, not what built them
 
     @classmethod
     def build(cls, listings: Iterable[Listing]) -> Index:

@@ -155,18 +155,24 @@ class _Content:
     code_hazardous: bool
 
 
-@functools.lru_cache(maxsize=262_144)
-def _content(
-    kind: str,
-    title: str,
-    description: str,
-    sector_label: str,
-    sector_naf: str | None,
-    low_code: str | None,
-    extra_low_codes: tuple[str, ...],
-    family: str | None,
-) -> _Content:
-    """The part of a profile that depends on words and codes only (cached: texts repeat)."""
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """What a listing's words say, before its codes and sector are read."""
+
+    title: Analysis
+    description: Analysis | None
+    concepts: tuple[str, ...]
+    term_weights: tuple[tuple[str, float], ...]
+    materials: tuple[str, ...]
+    text_uses: tuple[str, ...]
+    label_uses: tuple[str, ...]
+    products: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _words(kind: str, title: str, description: str, sector_label: str) -> _Words:
+    """The part of ``_content`` that depends on the words only (cached apart: the same words come
+    with many codes and sectors)."""
     vocab = vocabulary()
     is_need = kind == NEED
     # What a title says in parentheses is a side remark ("(after treatment: … into biogas)",
@@ -235,6 +241,44 @@ def _content(
             products.extend(
                 c for c in purpose_a.concepts if is_material(c) and c not in materials and c not in products
             )
+    return _Words(
+        title=title_a,
+        description=desc,
+        concepts=tuple(concepts),
+        term_weights=tuple(tokens_weights.items()),
+        materials=tuple(materials),
+        text_uses=tuple(text_uses),
+        label_uses=label_uses,
+        products=tuple(products),
+    )
+
+
+def release_words() -> None:
+    """Let go of the cached ``_words`` (tens of megabytes after building a large index)."""
+    _words.cache_clear()
+
+
+@functools.lru_cache(maxsize=262_144)
+def _content(
+    kind: str,
+    title: str,
+    description: str,
+    sector_label: str,
+    sector_naf: str | None,
+    low_code: str | None,
+    extra_low_codes: tuple[str, ...],
+    family: str | None,
+) -> _Content:
+    """The part of a profile that depends on words and codes only (cached: texts repeat)."""
+    vocab = vocabulary()
+    is_need = kind == NEED
+    words = _words(kind, title, description, sector_label)
+    title_a, desc = words.title, words.description
+    concepts = list(words.concepts)
+    tokens_weights = dict(words.term_weights)
+    materials = list(words.materials)
+    text_uses, label_uses, products = words.text_uses, words.label_uses, words.products
+    seed = seed_dir()
 
     # Codes.
     parsed, code_hazardous = _code_facts(seed, low_code, extra_low_codes)
@@ -273,30 +317,11 @@ def _content(
     norm = math.sqrt(sum(w * w for w in tokens_weights.values()))
     text_features = {k: v / norm for k, v in tokens_weights.items()} if norm > 0 else {}
 
-    mat = material_features(materials, products, families, is_need)
-
-    # Code proximity features.
-    code_features: dict[str, float] = {}
-    for code in codes:
-        chapter, sub, entry = taxonomy.split_code(code)
-        code_features["e:" + entry] = math.sqrt(taxonomy.SAME_ENTRY)
-        code_features["s:" + sub] = math.sqrt(taxonomy.SAME_SUBCHAPTER)
-        code_features["h:" + chapter] = math.sqrt(taxonomy.SAME_CHAPTER)
-
-    # Valorisation routes.
-    route_of_use: dict[str, routes.Route] = {}
-    if is_need:
-        uses = routes.need_uses(text_uses, label_uses, nace)
-        route_features = routes.need_route_features(uses, nace)
-        sector_features = routes.need_sector_features(nace)
-    else:
-        route_of_use = routes.material_routes(materials, families)
-        uses = {use: r.strength for use, r in route_of_use.items()}
-        for use in text_uses:
-            uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
-        route_features = routes.offer_route_features(uses, nace)
-        sector_features = routes.offer_sector_features(nace, materials, families)
-
+    mat = _material_block(seed, tuple(materials), products, tuple(families), is_need)
+    code_features = _code_block(tuple(codes))
+    uses, route_of_use, route_features, sector_features = _valorisation(
+        seed, is_need, tuple(materials), tuple(families), text_uses, label_uses, nace
+    )
     analysis = title_a
     if desc is not None:
         analysis = Analysis(
@@ -316,13 +341,63 @@ def _content(
         route_of_use=route_of_use,
         features={
             "text": text_features,
-            "material": _powered(mat, POWER["material"]),
-            "code": _powered(code_features, POWER["code"]),
-            "route": _powered(route_features, POWER["route"]),
-            "sector": _powered(sector_features, POWER["sector"]),
+            "material": mat,
+            "code": code_features,
+            "route": route_features,
+            "sector": sector_features,
         },
         code_hazardous=code_hazardous,
     )
+
+
+# The parts of a profile made of its materials, codes, uses and sectors: firms with different
+# words name the same few of these, so each is built once (and shared: never modified).
+
+
+@functools.lru_cache(maxsize=16_384)
+def _material_block(
+    seed: Path, materials: tuple[str, ...], products: tuple[str, ...], families: tuple[str, ...], is_need: bool
+) -> dict[str, float]:
+    """Powered material features (the seed directory ``seed`` keys the cache)."""
+    return _powered(material_features(list(materials), list(products), list(families), is_need), POWER["material"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_block(codes: tuple[str, ...]) -> dict[str, float]:
+    """Powered code proximity features."""
+    features: dict[str, float] = {}
+    for code in codes:
+        chapter, sub, entry = taxonomy.split_code(code)
+        features["e:" + entry] = math.sqrt(taxonomy.SAME_ENTRY)
+        features["s:" + sub] = math.sqrt(taxonomy.SAME_SUBCHAPTER)
+        features["h:" + chapter] = math.sqrt(taxonomy.SAME_CHAPTER)
+    return _powered(features, POWER["code"])
+
+
+@functools.lru_cache(maxsize=16_384)
+def _valorisation(
+    seed: Path,
+    is_need: bool,
+    materials: tuple[str, ...],
+    families: tuple[str, ...],
+    text_uses: tuple[str, ...],
+    label_uses: tuple[str, ...],
+    nace: tuple[str, ...],
+) -> tuple[dict[str, float], dict[str, routes.Route], dict[str, float], dict[str, float]]:
+    """(uses, route of each use, powered route features, powered sector features)."""
+    route_of_use: dict[str, routes.Route] = {}
+    if is_need:
+        uses = routes.need_uses(text_uses, label_uses, nace)
+        route_features = routes.need_route_features(uses, nace)
+        sector_features = routes.need_sector_features(nace)
+    else:
+        route_of_use = routes.material_routes(materials, families)
+        uses = {use: r.strength for use, r in route_of_use.items()}
+        for use in text_uses:
+            uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
+        route_features = routes.offer_route_features(uses, nace)
+        sector_features = routes.offer_sector_features(nace, materials, families)
+    return uses, route_of_use, _powered(route_features, POWER["route"]), _powered(sector_features, POWER["sector"])
 
 
 @functools.lru_cache(maxsize=65_536)

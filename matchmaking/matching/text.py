@@ -16,16 +16,19 @@ Everything is cached: the same words come back again and again in a market place
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import functools
 import math
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
@@ -420,6 +423,9 @@ class Analysis:
         return tuple(c for c in self.concepts if vocab.concepts[c].kind == USE)
 
 
+_UNKNOWN = ""  # not looked up yet (no word is empty)
+
+
 class Vocabulary:
     """Material and use concepts with their French and English terms, abbreviations and typos."""
 
@@ -474,6 +480,7 @@ class Vocabulary:
             self._ancestors[cid] = tuple(chain)
         self._analyse = functools.lru_cache(maxsize=200_000)(self._analyse_uncached)
         self._correct = functools.lru_cache(maxsize=200_000)(self._correct_uncached)
+        self._nearest_found: dict[str, str | None] = {}  # see ``prefetch``
 
     # -- concepts ------------------------------------------------------------------------------
     def ancestors(self, concept: str) -> tuple[str, ...]:
@@ -510,15 +517,14 @@ class Vocabulary:
         if word in self.abbreviations:
             return self.abbreviations[word]
         token = stem(word)
-        if token in self.known_tokens or len(word) < 4 or word.isdigit() or word in COMMON_WORDS:
+        if not self._searched(word, token):
             return (token,)
         max_edits = 1 if len(word) < 9 else 2
         # Best by indel ratio (prefers a dropped or added letter), then bounded by the
         # Levenshtein distance so that only genuine near-misses are corrected.
-        found = process.extractOne(word, self._correctable, scorer=fuzz.ratio, score_cutoff=70)
-        if found is None:
+        candidate = self._nearest(word)
+        if candidate is None:
             return (token,)
-        candidate = found[0]
         # A typo rarely changes the first letter; demanding it avoids "drain" → "grain".
         if candidate[0] != word[0] or OSA.distance(word, candidate) > max_edits:
             return (token,)
@@ -528,13 +534,50 @@ class Vocabulary:
             return (token,)
         return (stem(candidate),)
 
+    def _searched(self, word: str, token: str) -> bool:
+        """Whether a word that is no abbreviation is looked up among the vocabulary's words."""
+        return not (token in self.known_tokens or len(word) < 4 or word.isdigit() or word in COMMON_WORDS)
+
+    def _nearest(self, word: str) -> str | None:
+        """The vocabulary word of best indel ratio with ``word`` (the first of equals), if it
+        reaches 70."""
+        found = self._nearest_found.pop(word, _UNKNOWN)
+        if found != _UNKNOWN:
+            return found
+        best = process.extractOne(word, self._correctable, scorer=fuzz.ratio, score_cutoff=70)
+        return None if best is None else best[0]
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Look up at once the words of ``texts`` that ``analyse`` will search for (one rapidfuzz
+        ``cdist`` costs a tenth of a search per word), for ``_nearest`` to take; replaces those
+        of the previous call."""
+        words = sorted(
+            {
+                w
+                for t in texts
+                for w in raw_words(t)
+                if not self._noise(w) and w not in self.abbreviations and self._searched(w, stem(w))
+            }
+        )
+        found: dict[str, str | None] = {}
+        for start in range(0, len(words), 512):  # 512 × the vocabulary's words at a time
+            batch = words[start : start + 512]
+            ratios = process.cdist(batch, self._correctable, scorer=fuzz.ratio, score_cutoff=70, dtype=np.float64)
+            best = ratios.argmax(axis=1)  # the first of equals, as ``extractOne``
+            for word, j, row in zip(batch, best.tolist(), ratios, strict=True):
+                found[word] = self._correctable[j] if row[j] >= 70 else None
+        self._nearest_found = found
+
+    @staticmethod
+    def _noise(word: str) -> bool:
+        # "pal" and other abbreviations are never stop words; single letters are noise.
+        return word in STOP_WORDS or len(word) <= 1 or not _HAS_LETTER.search(word)
+
     def _analyse_uncached(self, text: str) -> Analysis:
         surfaces: dict[str, str] = {}
         tokens: list[str] = []
         for word in raw_words(text):
-            # "pal" and other abbreviations are never stop words; single letters are noise.
-            noise = word in STOP_WORDS or len(word) <= 1 or not _HAS_LETTER.search(word)
-            if noise and word not in self.abbreviations:
+            if self._noise(word) and word not in self.abbreviations:
                 continue
             for tok in self._correct(word):
                 tokens.append(tok)
@@ -665,9 +708,27 @@ def _seed_dir_for(override: str | None) -> Path:
     return nomenclature.seed_dir()
 
 
+# Set inside ``seed_dir_pinned``: reading the environment takes microseconds, and building the
+# profiles of an index asks for the seed directory hundreds of thousands of times.
+_PINNED_SEED_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("pinned_seed_dir", default=None)
+
+
 def seed_dir() -> Path:
     """``nomenclature.seed_dir()``, resolved once per value of its environment override."""
+    pinned = _PINNED_SEED_DIR.get()
+    if pinned is not None:
+        return pinned
     return _seed_dir_for(os.environ.get(nomenclature.SEED_DIR_ENV))
+
+
+@contextlib.contextmanager
+def seed_dir_pinned() -> Iterator[None]:
+    """Within: ``seed_dir()`` is the directory it was on entry, without reading the environment."""
+    token = _PINNED_SEED_DIR.set(seed_dir())
+    try:
+        yield
+    finally:
+        _PINNED_SEED_DIR.reset(token)
 
 
 def vocabulary() -> Vocabulary:
