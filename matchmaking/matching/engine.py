@@ -686,9 +686,9 @@ def _column_floor(
     if nj < k:
         return np.full(nc, -np.inf)
     if len(value) * 8 < nj * nc:  # few pairs: their groups' maxima directly
-        maxima = np.full((k, nc), -np.inf)
-        np.maximum.at(maxima, (row % k, col), value)
-        out: FloatArray = maxima.min(axis=0)
+        maxima = np.full(k * nc, -np.inf)
+        np.maximum.at(maxima, (row % k) * nc + col, value)  # flat: ``at``'s fast path
+        out: FloatArray = maxima.reshape(k, nc).min(axis=0)
         return out
     grid = scratch.zero_grid(nj * nc)
     flat = row * nc + col
@@ -702,7 +702,9 @@ def _column_floor(
 def _ranked(group: IntArray, score: FloatArray, key: IntArray, k: int) -> tuple[IntArray, IntArray]:
     """(positions, rank) of the ``k`` best of each group by score, ties by ``key``, sorted by group
     then rank."""
-    order = np.lexsort((key, -score, group))
+    # Groups as 16-bit integers when they fit: lexsort's stable sort of them is a radix sort.
+    small = group.astype(np.int16) if len(group) and int(group.max()) < 2**15 else group
+    order = np.lexsort((key, -score, small))
     g = group[order]
     starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
     rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.append(starts, len(g))))

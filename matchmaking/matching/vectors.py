@@ -114,6 +114,7 @@ class SideMatrices:
     _classes: tuple[IntArray, IntArray, IntArray] | None = field(init=False, repr=False, default=None)
     _members: tuple[IntArray, IntArray] | None = field(init=False, repr=False, default=None)
     _class_rows: dict[str, sparse.csr_matrix] = field(init=False, repr=False, default_factory=dict)
+    _pair_tables: tuple[SideMatrices, ProfileTables] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.located = ~(np.isnan(self.lat) | np.isnan(self.lon))
@@ -545,23 +546,48 @@ def block_table(offers: SideMatrices, oi: IntArray, needs: SideMatrices, ni: Int
     n_class, n_route, n_sector = needs.classes()
     o_used, go = _renumber(o_class[oi], len(o_route))
     n_used, gn = _renumber(n_class[ni], len(n_route))
-    finished: dict[str, FloatArray] = {}
-    known: NDArray[np.bool_] | None = None
-    for block, o_prof, n_prof in (("route", o_route, n_route), ("sector", o_sector, n_sector)):
-        _, o_rows = offers.profiles(block)
-        _, n_rows = needs.profiles(block)
-        a = o_rows[o_prof[o_used]]
-        b = n_rows[n_prof[n_used]]
-        width = max(a.shape[1], b.shape[1])
-        finished[block] = finish_component(block, (_widen(a, width) @ _widen(b, width).T).toarray())
-        if block == "sector":
-            known = (np.diff(a.indptr) > 0)[:, None] & (np.diff(b.indptr) > 0)[None, :]
+    tables = profile_tables(offers, needs)
+    finished = {
+        "route": tables.route[np.ix_(o_route[o_used], n_route[n_used])],
+        "sector": tables.sector[np.ix_(o_sector[o_used], n_sector[n_used])],
+    }
+    known = tables.offer_sector[o_sector[o_used]][:, None] & tables.need_sector[n_sector[n_used]][None, :]
     zeros = np.zeros((len(o_used), len(n_used)))
     route = components_from_blocks({**{c: zeros for c in STRONG_BLOCKS}, **finished}, known)["route"]
     relevance = material_relevance({"text": zeros, "material": zeros, "code": zeros, "route": route})
     o_by, o_start = _by_class(go, len(o_used))
     n_by, n_start = _by_class(gn, len(n_used))
     return BlockTable(go, gn, route, relevance, o_by, o_start, n_by, n_start)
+
+
+@dataclass
+class ProfileTables:
+    """The route and sector blocks, finished, of every offer profile × need profile of those
+    blocks (a hundred to a few thousand of each), and which sector profiles have features."""
+
+    route: FloatArray
+    sector: FloatArray
+    offer_sector: NDArray[np.bool_]
+    need_sector: NDArray[np.bool_]
+
+
+def profile_tables(offers: SideMatrices, needs: SideMatrices) -> ProfileTables:
+    """``ProfileTables`` of two sides, kept with ``offers`` for the last ``needs`` (each block
+    of a rematch takes its classes' values from them)."""
+    cached = offers._pair_tables
+    if cached is not None and cached[0] is needs:
+        return cached[1]
+    finished: dict[str, FloatArray] = {}
+    for block in ("route", "sector"):
+        _, a = offers.profiles(block)
+        _, b = needs.profiles(block)
+        width = max(a.shape[1], b.shape[1])
+        finished[block] = finish_component(block, (_widen(a, width) @ _widen(b, width).T).toarray())
+    _, a = offers.profiles("sector")
+    _, b = needs.profiles("sector")
+    tables = ProfileTables(finished["route"], finished["sector"], np.diff(a.indptr) > 0, np.diff(b.indptr) > 0)
+    offers._pair_tables = (needs, tables)
+    return tables
 
 
 def _by_class(classes: IntArray, count: int) -> tuple[IntArray, IntArray]:
