@@ -73,6 +73,7 @@ from matchmaking.matching.vectors import (
     class_values,
     pair_block,
     pair_scores,
+    prepare_blocks,
     row_chunks,
     score_block,
     stable_order,
@@ -455,6 +456,7 @@ class Index:
         offers = self._sides[OFFER].matrices
         needs = self._sides[NEED].matrices
         need_top = _TopK(needs.size, k, offers.ids)
+        prepare_blocks(offers, needs)
         # Largest blocks first, so that the threads finish together; offer rows kept as bitmaps
         # (a thousand blocks of tens of thousands of rows), each block dropped once taken.
         packed = [(len(oi) * len(ni), _bitmap(oi, offers.size), ni) for oi, ni in _blocks(offers, needs)]

@@ -590,6 +590,17 @@ def profile_tables(offers: SideMatrices, needs: SideMatrices) -> ProfileTables:
     return tables
 
 
+def prepare_blocks(offers: SideMatrices, needs: SideMatrices) -> None:
+    """Build what every block of the two sides reads (the stacked and spread strong blocks, the
+    classes, ``profile_tables``), once: threads starting on blocks would each build their own."""
+    offsets = layout(offers, needs, STRONG_BLOCKS)
+    offers.stacked(offsets, STRONG_BLOCKS)
+    needs.spread(offsets, STRONG_BLOCKS)
+    offers.classes()
+    needs.classes()
+    profile_tables(offers, needs)
+
+
 def _by_class(classes: IntArray, count: int) -> tuple[IntArray, IntArray]:
     order = stable_order(classes)
     start = np.concatenate([[0], np.cumsum(np.bincount(classes, minlength=count))]).astype(np.int64)
