@@ -18,7 +18,6 @@ product per block; the evaluation uses it, and the tests hold the two to the sam
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -251,11 +250,21 @@ class SideMatrices:
         know are left out (no listing of the space has them) and the space is not changed."""
         space = space if space is not None else FeatureSpace()
         n = len(profiles)
-        mats = {comp: _block_matrix([p.features[comp] for p in profiles], space, comp, grow) for comp in FEATURE_BLOCKS}
+        # Listings with the same words share their features: each distinct set is mapped once.
+        number: dict[int, int] = {}
+        distinct: list[dict[str, dict[str, float]]] = []
+        which = np.empty(n, dtype=np.int64)
+        for i, p in enumerate(profiles):
+            found = number.get(id(p.features))
+            if found is None:
+                found = number[id(p.features)] = len(distinct)
+                distinct.append(p.features)
+            which[i] = found
+        mats = {comp: _block_matrix([f[comp] for f in distinct], space, comp, grow)[which] for comp in FEATURE_BLOCKS}
         listings = [p.listing for p in profiles]
 
         def arr(values: list[float | None]) -> FloatArray:
-            return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+            return np.array(values, dtype=np.float64)  # None: NaN
 
         the_kind = kind or (listings[0].kind if listings else NEED)
         radius = (
