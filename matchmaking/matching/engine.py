@@ -365,46 +365,43 @@ class Index:
                 raw = {c: np.concatenate([raw[c], b.raw[c]]) for c in MATERIAL_COMPONENTS}
         return ids, scores, raw
 
-    def _top(
+    def _chosen(
         self,
         query: Profile,
         side: _Side,
-        k: int,
-        limit: int | None = None,
+        limit: int,
         family: str | None = None,
         radius_km: float | None = None,
         exclude: Collection[int] = (),
-    ) -> list[Match]:
-        """The ``k`` best of the first ``limit`` (default ``k``) listings of ``side`` for ``query``,
-        best first (ties: the smaller id first), keeping those of ``family`` and within
-        ``radius_km`` (as the explanation rounds the distance) if given, and not in ``exclude``;
-        only those are explained."""
-        limit = k if limit is None else limit
+    ) -> Iterator[tuple[int, float, dict[str, float]]]:
+        """(other_id, score, material components) of the first ``limit`` listings of ``side`` for
+        ``query``, best first (ties: the smaller id first), keeping those of ``family`` and within
+        ``radius_km`` (as the explanation rounds the distance) if given, and not in ``exclude``."""
         ids, scores, raw = self._score_against(query, side, limit)
         cand = np.flatnonzero(scores >= MIN_SCORE)
-        if len(cand) == 0:
-            return []
         if len(cand) > limit:
             # The best, and every pair tied with the last of them (ties go to the smaller id).
             kth = np.partition(scores[cand], len(cand) - limit)[len(cand) - limit]
             cand = cand[scores[cand] >= kth]
         order = np.lexsort((ids[cand], -scores[cand]))
-        out: list[Match] = []
         for j in cand[order][:limit]:
             other_id = int(ids[j])
-            # Filters first: explaining a pair costs far more than these tests.
+            # Filters before any explanation: explaining a pair costs far more than these tests.
             if other_id in exclude or (family and family not in self._families(side, other_id)):
                 continue
             if radius_km is not None and not _within(query.listing, side.listings[other_id], radius_km):
                 continue
-            other = self._profile(side, other_id)
-            mraw = {c: float(raw[c][j]) for c in MATERIAL_COMPONENTS}
-            offer, need = (query, other) if query.kind == OFFER else (other, query)
-            expl = explain(offer, need, mraw)
-            out.append((other_id, expl.score, expl))
-            if len(out) >= k:
-                break
-        return out
+            yield other_id, float(scores[j]), {c: float(raw[c][j]) for c in MATERIAL_COMPONENTS}
+
+    def _explained(self, query: Profile, side: _Side, other_id: int, mraw: dict[str, float]) -> Match:
+        other = self._profile(side, other_id)
+        offer, need = (query, other) if query.kind == OFFER else (other, query)
+        expl = explain(offer, need, mraw)
+        return other_id, expl.score, expl
+
+    def _top(self, query: Profile, side: _Side, k: int) -> list[Match]:
+        """The ``k`` best listings of ``side`` for ``query``, explained."""
+        return [self._explained(query, side, i, mraw) for i, _s, mraw in self._chosen(query, side, k)]
 
     def match(self, listing: Listing, k: int = 10) -> list[Match]:
         """The ``k`` best listings of the opposite kind for ``listing`` (indexed or not)."""
@@ -419,7 +416,7 @@ class Index:
     def search(
         self,
         query_text: str,
-        kind: str = OFFER,
+        kind: str | None = OFFER,
         lat: float | None = None,
         lon: float | None = None,
         radius_km: float | None = None,
@@ -427,26 +424,21 @@ class Index:
         k: int = 10,
         exclude: Collection[int] = (),
     ) -> list[Match]:
-        """Listings of ``kind`` that best answer ``query_text`` (a buyer searching offers, or a
-        seller searching needs), within ``radius_km`` of (lat, lon) and of ``family`` if given,
-        leaving out the ids in ``exclude`` (the searcher's own listings)."""
-        probe = Listing(
-            id=-1,
-            kind=opposite(kind),
-            title=query_text,
-            family=family,
-            lat=lat,
-            lon=lon,
-            radius_km=radius_km,
-            accepts_hazardous=True,
-        )
-        side = self._sides[kind]
-        query = build_profile(probe)
-        if not (family or radius_km or exclude):
-            return self._top(query, side, k)
-        # Among the best max(5k, 50) (and the excluded), those of the family and within the radius.
-        limit = max(k * 5, 50) + len(exclude)
-        return self._top(query, side, k, limit=limit, family=family, radius_km=radius_km, exclude=exclude)
+        """Listings of ``kind`` (both kinds if None) that best answer ``query_text`` (a buyer
+        searching offers, or a seller searching needs), within ``radius_km`` of (lat, lon) and of
+        ``family`` if given, leaving out the ids in ``exclude`` (the searcher's own listings)."""
+        # Filtered, the candidates are taken among the best max(5k, 50) (and the excluded).
+        limit = max(k * 5, 50) + len(exclude) if (family or radius_km or exclude) else k
+        found: list[tuple[float, int, Profile, _Side, dict[str, float]]] = []
+        for wanted in (kind,) if kind else (OFFER, NEED):
+            probe = Listing(id=-1, kind=opposite(wanted), title=query_text, family=family, lat=lat, lon=lon,
+                            radius_km=radius_km, accepts_hazardous=True)
+            query, side = build_profile(probe), self._sides[wanted]
+            chosen = itertools.islice(self._chosen(query, side, limit, family, radius_km, exclude), k)
+            found.extend((score, other_id, query, side, mraw) for other_id, score, mraw in chosen)
+        found.sort(key=lambda f: (-f[0], f[1]))
+        # Only what is returned is explained.
+        return [self._explained(query, side, other_id, mraw) for _s, other_id, query, side, mraw in found[:k]]
 
     # -- everything -----------------------------------------------------------------------------
     def rematch_all(self, k: int = 10, workers: int | None = None) -> Rematch:

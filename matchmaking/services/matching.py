@@ -236,17 +236,12 @@ def search(
     centroid), so neither the ranking nor a radius filter reveals an exact site.
     """
     index = current_index(session)
-    kinds = [kind] if kind in (Kind.offer.value, Kind.need.value) else [Kind.offer.value, Kind.need.value]
     own: frozenset[int] = frozenset()
     if exclude_firm_id is not None:
         own = frozenset(session.scalars(select(Listing.id).where(
             Listing.firm_id == exclude_firm_id, Listing.status == ListingStatus.published)))
-    found: list[tuple[int, float, Any]] = []
-    for wanted in kinds:
-        found.extend(index.search(q, kind=wanted, lat=lat, lon=lon, radius_km=radius_km, family=family, k=k,
-                                  exclude=own))
-    found.sort(key=lambda hit: (-hit[1], hit[0]))
-    found = found[:k]
+    found = index.search(q, kind=kind if kind in (Kind.offer.value, Kind.need.value) else None, lat=lat, lon=lon,
+                         radius_km=radius_km, family=family, k=k, exclude=own)
     listings = {
         listing.id: listing
         for listing in session.scalars(

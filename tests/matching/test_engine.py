@@ -100,3 +100,13 @@ def test_search_leaves_out_the_searchers_own_listings_and_explains_only_what_it_
     near = index.search("sciure", kind="offer", lat=48.40, lon=-0.20, radius_km=1.5, k=30)
     assert near and all(h[2].distance_km is not None and h[2].distance_km <= 1.5 for h in near)
     assert len(near) == sum(1 for x in listings if round(111.2 * (x.lat - 48.40), 1) <= 1.5)
+
+
+def test_search_of_both_kinds_is_the_best_of_each_merged() -> None:
+    listings = [Listing(i, "offer" if i % 2 else "need", f"Sciure de bois {'sèche ' * (i % 3)}", lat=48.4, lon=-0.2)
+                for i in range(1, 21)]
+    index = Index.build(listings)
+    both = index.search("sciure sèche", kind=None, k=6)
+    each = index.search("sciure sèche", kind="offer", k=6) + index.search("sciure sèche", kind="need", k=6)
+    assert both == sorted(each, key=lambda h: (-h[1], h[0]))[:6]
+    assert {index.get(h[0]).kind for h in both} == {"offer", "need"}  # type: ignore[union-attr]
