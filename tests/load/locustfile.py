@@ -32,6 +32,9 @@ NEW_LISTINGS = (("offer", "Chutes de contreplaqué", "t", "monthly"), ("need", "
                 "weekly"), ("offer", "Drêches de brasserie", "t", "weekly"))
 
 
+# Seconds a person spends reading a page before the next action (THINK="min-max").
+THINK_S = tuple(float(x) for x in os.environ.get("THINK", "2-8").split("-", 1))
+
 # Every request's time, for per-minute figures beside the machine's load (locust keeps only totals).
 SAMPLES: list[tuple[float, str, float, int]] = []
 
@@ -56,7 +59,7 @@ def _save(environment: Any, **kwargs: Any) -> None:
 
 
 class Firm(HttpUser):
-    wait_time = between(1, 3)  # a person reading the page before the next click
+    wait_time = between(*THINK_S)
 
     def on_start(self) -> None:
         account = next(ACCOUNTS)
