@@ -916,7 +916,7 @@ class _Reach:
             return result
         centre = geo.unit_vectors(np.array([lat0]), np.array([lon0]))[:, 0]
         cos = geo.cos_reach(np.array([reach]), np.array([True]))[0]
-        keep = (centre @ self.offers.xyz[:, within] >= cos) | ~self.offers.located[within]
+        keep = (centre @ np.take(self.offers.xyz, within, axis=1) >= cos) | ~self.offers.located[within]
         kept: IntArray = within[keep]
         return kept
 

@@ -667,8 +667,8 @@ def _in_radius(
     n_cos = needs.cos_reach[ni]
     if not np.any(n_cos > -2.0):
         return None, np.ones(len(need_pos), dtype=bool)
-    nx = needs.xyz[:, ni]
-    ox = offers.xyz[:, oi]
+    nx = np.take(needs.xyz, ni, axis=1)
+    ox = np.take(offers.xyz, oi, axis=1)
     dot = nx[0][need_pos] * ox[0][offer_pos]
     dot += nx[1][need_pos] * ox[1][offer_pos]
     dot += nx[2][need_pos] * ox[2][offer_pos]
@@ -910,7 +910,7 @@ class Attrs:
     def of(cls, side: SideMatrices, rows: IntArray) -> Attrs:
         return cls(
             located=side.located[rows],
-            xyz=side.xyz[:, rows],
+            xyz=np.take(side.xyz, rows, axis=1),
             radius=side.radius[rows],
             hazardous=side.hazardous[rows],
             accepts=side.accepts[rows],
@@ -956,11 +956,12 @@ def pair_scores(
         return np.zeros(0)
     both = offers.located[o_rows] & needs.located[n_rows]
     km = np.full(n, np.nan)
+    # ``np.take`` gathers columns several times faster than ``xyz[:, rows]``.
     if both.all():
-        km = geo.chord_km(offers.xyz[:, o_rows], needs.xyz[:, n_rows])
+        km = geo.chord_km(np.take(offers.xyz, o_rows, axis=1), np.take(needs.xyz, n_rows, axis=1))
     elif both.any():
         w = np.flatnonzero(both)
-        km[w] = geo.chord_km(offers.xyz[:, o_rows[w]], needs.xyz[:, n_rows[w]])
+        km[w] = geo.chord_km(np.take(offers.xyz, o_rows[w], axis=1), np.take(needs.xyz, n_rows[w], axis=1))
     distance = geo.distance_decay(km)
     with np.errstate(invalid="ignore"):
         allowed = ~(km > needs.radius[n_rows])
