@@ -449,14 +449,10 @@ class Index:
         needs = self._sides[NEED].matrices
         need_top = _TopK(needs.size, k, offers.ids)
         prepare_blocks(offers, needs)
-        # Largest blocks first, so that the threads finish together; offer rows kept as bitmaps
-        # (a thousand blocks of tens of thousands of rows), each block dropped once taken.
-        packed = [(len(oi) * len(ni), _bitmap(oi, offers.size), ni) for oi, ni in _blocks(offers, needs)]
-        packed.sort(key=lambda b: -b[0])
-        blocks: list[tuple[NDArray[np.uint8], IntArray] | None] = [(bits, ni) for _, bits, ni in packed]
-        del packed
-        n_workers = max(1, min(WORKERS if workers is None else workers, len(blocks)))
-        following = itertools.count()  # hands each block to one thread
+        # Blocks are planned as the threads take them: a thread plans the next block while the
+        # other works (a thousand blocks: the last one taken hardly delays the end).
+        blocks = _blocks(offers, needs)
+        n_workers = max(1, WORKERS if workers is None else workers)
         lock = threading.Lock()
 
         def run() -> _TopK:
@@ -464,14 +460,10 @@ class Index:
             scratch = Scratch()
             while True:
                 with lock:
-                    i = next(following)
-                    block = blocks[i] if i < len(blocks) else None
-                    if block is not None:
-                        blocks[i] = None
+                    block = next(blocks, None)
                 if block is None:
                     return offer_top
-                bits, ni = block
-                oi = np.flatnonzero(np.unpackbits(bits, count=offers.size)).astype(np.int64)
+                oi, ni = block
                 _rematch_block(offers, oi, needs, ni, k, scratch, need_top, offer_top)
 
         with _no_collection(), threadpool_limits(limits=1):
@@ -528,15 +520,6 @@ def _within(query: Listing, other: Listing, radius_km: float) -> bool:
         return True
     assert offer.lat is not None and offer.lon is not None and need.lat is not None and need.lon is not None
     return round(geo.haversine_km(offer.lat, offer.lon, need.lat, need.lon), 1) <= radius_km
-
-
-def _bitmap(rows: IntArray, size: int) -> NDArray[np.uint8]:
-    """``rows`` (sorted, distinct, < size) as a packed bitmap; ``np.flatnonzero(np.unpackbits(bits,
-    count=size))`` gives them back."""
-    mask = np.zeros(size, dtype=bool)
-    mask[rows] = True
-    result: NDArray[np.uint8] = np.packbits(mask)
-    return result
 
 
 def _content_key(listing: Listing) -> tuple[object, ...]:
