@@ -110,7 +110,9 @@ GATE_LOT = "lot"
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: an index builds hundreds of thousands of profiles, and a frozen dataclass takes five
+# times as long to build. Nothing changes a profile once built.
+@dataclass(slots=True)
 class Profile:
     """What the scorer needs of a listing, computed once."""
 
@@ -142,7 +144,7 @@ def _powered(features: Mapping[str, float], power: float) -> dict[str, float]:
     return {k: v**power for k, v in features.items() if v > 0.0}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as ``Profile``
 class _Content:
     analysis: Analysis
     label_uses: tuple[str, ...]
@@ -289,9 +291,9 @@ def _content(
         materials = taxonomy.materials_of_codes(codes)
         concepts.extend(c for c in materials if c not in concepts)
 
-    nace = tuple(routes.parse_nace(sector_naf, sector_label))
+    nace = _nace(sector_naf, sector_label)
     if not is_need and nace:
-        refined = routes.refine_materials(materials, nace)
+        refined = list(_refined(seed, tuple(materials), nace))
         if refined != materials:
             concepts = [c for c in concepts if c not in materials] + refined
             materials = refined
@@ -352,6 +354,17 @@ def _content(
 
 # The parts of a profile made of its materials, codes, uses and sectors: firms with different
 # words name the same few of these, so each is built once (and shared: never modified).
+
+
+@functools.lru_cache(maxsize=4096)
+def _nace(sector_naf: str | None, sector_label: str) -> tuple[str, ...]:
+    return tuple(routes.parse_nace(sector_naf, sector_label))
+
+
+@functools.lru_cache(maxsize=16_384)
+def _refined(seed: Path, materials: tuple[str, ...], nace: tuple[str, ...]) -> tuple[str, ...]:
+    """``routes.refine_materials`` (the seed directory ``seed`` keys the cache)."""
+    return tuple(routes.refine_materials(materials, nace))
 
 
 @functools.lru_cache(maxsize=16_384)
