@@ -135,7 +135,9 @@ class Index:
             # The words to correct, looked up all at once (see ``Vocabulary.prefetch``).
             vocabulary().prefetch({t for x in every for t in (x.title, x.description, x.sector_label)})
             self._sides = {kind: self._side_of(kind, by_kind[kind]) for kind in (OFFER, NEED)}
-        scoring.release_words()  # the index keeps matrices, not what built them
+            # The index keeps matrices, not what built them (let go before collection resumes:
+            # the collector need not scan them first).
+            scoring.release_words()
 
     @classmethod
     def build(cls, listings: Iterable[Listing]) -> Index:

@@ -318,13 +318,11 @@ def offer_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> d
 COARSER_RECEIVER = 0.6
 
 
-def nace_prefixes(code: str) -> list[str]:
-    """ "23.51" → ["23", "23.5", "23.51"]."""
+@functools.lru_cache(maxsize=4096)  # few codes, read for every sector feature of every listing
+def nace_prefixes(code: str) -> tuple[str, ...]:
+    """ "23.51" → ("23", "23.5", "23.51")."""
     division, _, rest = code.partition(".")
-    out = [division]
-    for i in range(1, len(rest) + 1):
-        out.append(f"{division}.{rest[:i]}")
-    return out
+    return (division, *(f"{division}.{rest[:i]}" for i in range(1, len(rest) + 1)))
 
 
 def need_sector_features(nace_codes: Iterable[str]) -> dict[str, float]:

@@ -256,8 +256,10 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
 
 
 def release_words() -> None:
-    """Let go of the cached ``_words`` (tens of megabytes after building a large index)."""
+    """Let go of the cached ``_words`` and ``_text_part`` (tens of megabytes after building a
+    large index)."""
     _words.cache_clear()
+    _text_part.cache_clear()
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -275,9 +277,7 @@ def _content(
     vocab = vocabulary()
     is_need = kind == NEED
     words = _words(kind, title, description, sector_label)
-    title_a, desc = words.title, words.description
     concepts = list(words.concepts)
-    tokens_weights = dict(words.term_weights)
     materials = list(words.materials)
     text_uses, label_uses, products = words.text_uses, words.label_uses, words.products
     seed = seed_dir()
@@ -313,26 +313,13 @@ def _content(
             if fam and fam not in families:
                 families.append(fam)
 
-    # Text vector: words by IDF and concepts, L2-normalised.
-    for cid in concepts:
-        tokens_weights["c:" + cid] = CONCEPT_WEIGHT
-    norm = math.sqrt(sum(w * w for w in tokens_weights.values()))
-    text_features = {k: v / norm for k, v in tokens_weights.items()} if norm > 0 else {}
+    text_features, analysis = _text_part(kind, title, description, sector_label, tuple(concepts))
 
     mat = _material_block(seed, tuple(materials), products, tuple(families), is_need)
     code_features = _code_block(tuple(codes))
     uses, route_of_use, route_features, sector_features = _valorisation(
         seed, is_need, tuple(materials), tuple(families), text_uses, label_uses, nace
     )
-    analysis = title_a
-    if desc is not None:
-        analysis = Analysis(
-            tokens=title_a.tokens + desc.tokens,
-            concepts=tuple(concepts),
-            surfaces={**desc.surfaces, **title_a.surfaces},
-        )
-    elif tuple(concepts) != title_a.concepts:
-        analysis = Analysis(tokens=title_a.tokens, concepts=tuple(concepts), surfaces=dict(title_a.surfaces))
     return _Content(
         analysis=analysis,
         label_uses=label_uses,
@@ -354,6 +341,29 @@ def _content(
 
 # The parts of a profile made of its materials, codes, uses and sectors: firms with different
 # words name the same few of these, so each is built once (and shared: never modified).
+
+
+@functools.lru_cache(maxsize=65_536)
+def _text_part(
+    kind: str, title: str, description: str, sector_label: str, concepts: tuple[str, ...]
+) -> tuple[dict[str, float], Analysis]:
+    """(text features, analysis) of words whose codes and sector leave them these concepts."""
+    words = _words(kind, title, description, sector_label)
+    # Text vector: words by IDF and concepts, L2-normalised.
+    tokens_weights = dict(words.term_weights)
+    for cid in concepts:
+        tokens_weights["c:" + cid] = CONCEPT_WEIGHT
+    norm = math.sqrt(sum(w * w for w in tokens_weights.values()))
+    text_features = {k: v / norm for k, v in tokens_weights.items()} if norm > 0 else {}
+    title_a, desc = words.title, words.description
+    analysis = title_a
+    if desc is not None:
+        analysis = Analysis(
+            tokens=title_a.tokens + desc.tokens, concepts=concepts, surfaces={**desc.surfaces, **title_a.surfaces}
+        )
+    elif concepts != title_a.concepts:
+        analysis = Analysis(tokens=title_a.tokens, concepts=concepts, surfaces=dict(title_a.surfaces))
+    return text_features, analysis
 
 
 @functools.lru_cache(maxsize=4096)
