@@ -157,7 +157,7 @@ class _Content:
     code_hazardous: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as ``Profile``
 class _Words:
     """What a listing's words say, before its codes and sector are read."""
 
