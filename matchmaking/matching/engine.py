@@ -177,7 +177,7 @@ class Index:
             matrices=matrices,
             families=families,
             transposed={c: matrices.mats[c].T.tocsr() for c in FEATURE_BLOCKS},
-            row_of={int(i): r for r, i in enumerate(matrices.ids.tolist())},
+            row_of=dict(zip(matrices.ids.tolist(), range(matrices.size), strict=True)),
             alive=np.ones(matrices.size, dtype=bool),
             pending={},
         )
