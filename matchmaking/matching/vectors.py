@@ -796,7 +796,8 @@ def class_pairs(
 def row_chunks(takes: NDArray[np.bool_], class_sizes: IntArray, budget: int) -> list[IntArray]:
     """Rows of ``takes`` (rows × classes) in consecutive runs of about ``budget`` pairs each
     (a row's pairs: the members of the classes it takes)."""
-    per_row = takes.astype(np.int64) @ class_sizes
+    # In floats: BLAS (exact for these counts) is twice as fast as numpy's integer product.
+    per_row = (takes.astype(np.float64) @ class_sizes.astype(np.float64)).astype(np.int64)
     ends = np.cumsum(per_row)
     if len(ends) == 0 or ends[-1] <= budget:
         return [np.arange(len(per_row), dtype=np.int64)]
