@@ -562,7 +562,9 @@ class Vocabulary:
         found: dict[str, str | None] = {}
         for start in range(0, len(words), 512):  # 512 × the vocabulary's words at a time
             batch = words[start : start + 512]
-            ratios = process.cdist(batch, self._correctable, scorer=fuzz.ratio, score_cutoff=70, dtype=np.float64)
+            ratios = process.cdist(
+                batch, self._correctable, scorer=fuzz.ratio, score_cutoff=70, dtype=np.float64, workers=-1
+            )
             best = ratios.argmax(axis=1)  # the first of equals, as ``extractOne``
             for word, j, row in zip(batch, best.tolist(), ratios, strict=True):
                 found[word] = self._correctable[j] if row[j] >= 70 else None
