@@ -408,7 +408,8 @@ class Index:
     def match(self, listing: Listing, k: int = 10) -> list[Match]:
         """The ``k`` best listings of the opposite kind for ``listing`` (indexed or not)."""
         side = self._sides[opposite(listing.kind)]
-        return self._top(build_profile(listing), side, k)
+        with seed_dir_pinned():  # its profile and each explanation read the seed settings often
+            return self._top(build_profile(listing), side, k)
 
     def explain(self, offer_id: int, need_id: int) -> Explanation:
         offer = self._profile(self._sides[OFFER], offer_id)
