@@ -54,12 +54,17 @@ class Commune:
     ccma: bool  # member of the Communauté de communes du Mont des Avaloirs
 
 
+# Resolved once: resolving a path asks the file system (a tenth of a millisecond), and explaining
+# one match asks for the seed directory several times.
+_REPOSITORY_SEED_DIR = Path(__file__).resolve().parents[2] / "seed"
+
+
 def seed_dir() -> Path:
     """``$MATCHMAKING_SEED_DIR`` when set, else the repository's ``seed/`` folder."""
     override = os.environ.get(SEED_DIR_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "seed"
+    return _REPOSITORY_SEED_DIR
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
