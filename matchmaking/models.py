@@ -316,6 +316,7 @@ class Listing(Base):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("radius_km IS NULL OR radius_km > 0", name="radius_positive"),
         Index("ix_listing_kind_status", "kind", "status"),
+        Index("ix_listing_updated_at", "updated_at"),  # what changed since: each process's index asks
     )
 
     id: Mapped[intpk]
