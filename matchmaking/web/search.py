@@ -18,7 +18,7 @@ from .common import audience, firm_required, my_firm
 from .listings import families
 
 RADII = (10, 25, 50, 100, 200)
-MAX_RESULTS = 20  # the best twenty, on the list and the map: enough to choose from on a phone
+MAX_RESULTS = 10  # the best ten, on the list and the map: what a phone screen lets one compare
 
 
 @bp.get("/search")
