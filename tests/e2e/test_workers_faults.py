@@ -29,20 +29,28 @@ def hooks() -> Any:
     receiver.stop()
 
 
-def _kill_a_delivering_child(rig: Any, smtp: SmtpSink, worker: Any) -> int:
-    """SIGKILL the pool process that is talking to the SMTP server right now; returns its pid."""
+def _kill_a_delivering_child(rig: Any, smtp: SmtpSink, worker: Any, killed: set[int]) -> int:
+    """SIGKILL a pool process (not one killed before) that is talking to the SMTP server right now;
+    returns its pid."""
     def delivering() -> int | None:
         with smtp.lock:
             peers = list(smtp.active_peers)
         for peer in peers:
             pid = pid_of_local_port(peer)
-            if pid is not None and pid in worker.pool_children():
+            if pid is not None and pid not in killed and pid in worker.pool_children():
                 return pid
         return None
 
-    pid = wait_until(delivering, 30, 0.05, "a delivery in progress")
-    os.kill(pid, signal.SIGKILL)
-    return int(pid)
+    for _ in range(3):
+        pid = int(wait_until(delivering, 30, 0.05, "a delivery in progress"))
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended between the look and the kill: look again
+            killed.add(pid)
+            continue
+        killed.add(pid)
+        return pid
+    raise AssertionError("every delivering process ended before it could be killed")
 
 
 @pytest.mark.parametrize("accepted", [False, True], ids=["before-acceptance", "after-acceptance"])
@@ -56,8 +64,9 @@ def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_f
         for i in range(4):
             rig.publish_pair(i)
         kills = 0
+        killed: set[int] = set()
         for _ in range(2):
-            _kill_a_delivering_child(rig, smtp, worker)
+            _kill_a_delivering_child(rig, smtp, worker, killed)
             kills += 1
         wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, what="recovery")
         time.sleep(1)
