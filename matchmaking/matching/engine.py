@@ -149,7 +149,7 @@ class Index:
         together (so that the profile cache serves them, then is let go)."""
         groups: dict[tuple[object, ...], list[Listing]] = {}
         for listing in listings.values():
-            groups.setdefault(_content_key(listing), []).append(listing)
+            groups.setdefault(scoring.content_key(listing), []).append(listing)
         parts: list[SideMatrices] = []
         families: list[tuple[str, ...]] = []
         chunk: list[Profile] = []
@@ -518,26 +518,8 @@ class Index:
 def _within(query: Listing, other: Listing, radius_km: float) -> bool:
     """Whether ``other`` is within ``radius_km`` of ``query`` as the explanation says (its distance
     from the offer to the need, rounded to 100 m); unknown places are not excluded."""
-    offer, need = (query, other) if query.kind == OFFER else (other, query)
-    if not (offer.has_point and need.has_point):
-        return True
-    assert offer.lat is not None and offer.lon is not None and need.lat is not None and need.lon is not None
-    return round(geo.haversine_km(offer.lat, offer.lon, need.lat, need.lon), 1) <= radius_km
-
-
-def _content_key(listing: Listing) -> tuple[object, ...]:
-    """What a listing's profile shares with listings of the same words (see ``scoring._content``);
-    used only to build such listings together."""
-    return (
-        listing.kind,
-        listing.title,
-        listing.description,
-        listing.sector_label,
-        listing.sector_naf,
-        listing.low_code,
-        tuple(listing.extra_low_codes),
-        listing.family,
-    )
+    km = scoring.pair_km(*((query, other) if query.kind == OFFER else (other, query)))
+    return math.isnan(km) or round(km, 1) <= radius_km
 
 
 def release_profile_cache() -> None:

@@ -496,9 +496,9 @@ def split_aside(title: str) -> tuple[str, str]:
     return main, " ".join(asides)
 
 
-def build_profile(listing: Listing) -> Profile:
-    """Analyse a listing's text, codes, sector and quantities into scorer features."""
-    content = _content(
+def content_key(listing: Listing) -> tuple[Any, ...]:
+    """What a listing's profile content (``_content``, cached) depends on."""
+    return (
         listing.kind,
         listing.title,
         listing.description,
@@ -508,6 +508,11 @@ def build_profile(listing: Listing) -> Profile:
         tuple(listing.extra_low_codes),
         listing.family,
     )
+
+
+def build_profile(listing: Listing) -> Profile:
+    """Analyse a listing's text, codes, sector and quantities into scorer features."""
+    content = _content(*content_key(listing))
     is_need = listing.kind == NEED
     hazardous = bool(listing.hazardous) or (not is_need and content.code_hazardous)
     freq = quantities.normalise_frequency(listing.frequency)
@@ -776,13 +781,17 @@ def _nanf(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
+def pair_km(offer: Listing, need: Listing) -> float:
+    """Distance from an offer's place to a need's, NaN when either is unknown."""
+    if not (offer.has_point and need.has_point):
+        return math.nan
+    assert offer.lat is not None and offer.lon is not None and need.lat is not None and need.lon is not None
+    return geo.haversine_km(offer.lat, offer.lon, need.lat, need.lon)
+
+
 def pair_context(offer: Profile, need: Profile) -> ContextArrays:
     o, n = offer.listing, need.listing
-    if o.has_point and n.has_point:
-        assert o.lat is not None and o.lon is not None and n.lat is not None and n.lon is not None
-        km = geo.haversine_km(o.lat, o.lon, n.lat, n.lon)
-    else:
-        km = math.nan
+    km = pair_km(o, n)
     return ContextArrays(
         distance_km=np.array([km]),
         radius_km=np.array([geo.effective_radius(n.radius_km)]),
