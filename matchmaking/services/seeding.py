@@ -93,6 +93,7 @@ def load_demo(session: Session, demo_dir: Path | None = None) -> dict[str, int]:
     demo_dir = demo_dir or nomenclature.seed_dir() / "demo"
     firms_by_ref: dict[str, Firm] = {}
     added_firms = added_listings = 0
+    shared_hash: str | None = None  # one password for every demo account: hashed once
     for row in _read(demo_dir / "firms.csv"):
         firm = session.scalar(select(Firm).where(Firm.siret == row["siret"]))
         if firm is None:
@@ -100,10 +101,11 @@ def load_demo(session: Session, demo_dir: Path | None = None) -> dict[str, int]:
             added_firms += 1
         firms_by_ref[row["ref"]] = firm
         if row.get("contact_email") and user_service.find_by_email(session, row["contact_email"]) is None:
-            user_service.create_user(
+            user = user_service.create_user(
                 session, email=row["contact_email"], password=DEMO_PASSWORD, role=Role.member,
-                firm=firm, name=row.get("contact_name") or None,
+                firm=firm, name=row.get("contact_name") or None, password_hash=shared_hash,
             )
+            shared_hash = user.password_hash
     existing = {
         (firm_id, reference)
         for firm_id, reference in session.execute(select(Listing.firm_id, Listing.reference))

@@ -48,8 +48,12 @@ def create_user(
     firm: Firm | None = None,
     name: object = None,
     prefix: str = "",
+    password_hash: str | None = None,
 ) -> User:
-    """Validate and add a user; `prefix` names the fields in error messages (e.g. "user.")."""
+    """Validate and add a user; `prefix` names the fields in error messages (e.g. "user.").
+
+    `password_hash`, when given, is an argon2 hash of `password` already made: accounts created
+    together with one shared password (the demo's) need not spend a tenth of a second each."""
     errors = v.Collector()
     clean_email = errors.check(prefix + "email", v.email, email)
     clean_password = errors.check(prefix + "password", validate_password, password)
@@ -64,7 +68,7 @@ def create_user(
     errors.raise_if_any()
     user = User(
         email=clean_email,
-        password_hash=hash_password(clean_password),
+        password_hash=password_hash or hash_password(clean_password),
         name=clean_name or None,
         role=Role(clean_role),
         firm=firm,
