@@ -5,10 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, func, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from ..models import Kind, Listing, ListingStatus, Match, MatchStatus, Site
+
+# Below this score a match nobody has acted on is a weak lead: the pages leave it out unless asked
+# for. On the demo territory a third of the matches sit there, and a sample of them pairs unrelated
+# materials (poultry manure with lead batteries); 5 of the 100 known exchanges of the development
+# set score under it.
+WEAK_SCORE = 0.15
+
+
+def weak_lead() -> ColumnElement[bool]:
+    return and_(Match.status == MatchStatus.proposed, Match.score < WEAK_SCORE)
 
 
 def firm_match_ids(firm_id: int) -> CompoundSelect[Any]:

@@ -7,13 +7,13 @@ from typing import Any
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, not_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from ..extensions import db
 from ..models import Kind, Listing, ListingStatus, LowCode, Match, MatchStatus, MaterialFamily
-from ..services import imports, visibility
+from ..services import imports, queries, visibility
 from ..services import listings as listing_service
 from ..services.errors import ValidationError
 from . import bp
@@ -85,7 +85,8 @@ def my_listings() -> str:
         for column in (Match.offer_id, Match.need_id):
             rows = db.session.execute(
                 select(column, func.count()).where(column.in_(ids), Match.status != MatchStatus.stale,
-                                                   Match.status != MatchStatus.declined).group_by(column)
+                                                   Match.status != MatchStatus.declined,
+                                                   not_(queries.weak_lead())).group_by(column)
             )
             for listing_id, n in rows:
                 counts[listing_id] = counts.get(listing_id, 0) + n
@@ -168,7 +169,7 @@ def listing_detail(listing_id: int) -> str:
     firm = my_firm()
     # This listing's matches with mine: the way to act on it.
     column, other = (Match.need_id, Match.offer_id) if listing.kind is Kind.need else (Match.offer_id, Match.need_id)
-    query = select(Match).where(column == listing.id, Match.status != MatchStatus.stale)
+    query = select(Match).where(column == listing.id, Match.status != MatchStatus.stale, not_(queries.weak_lead()))
     if not view.mine:  # another firm's listing: only its matches with mine
         query = query.where(other.in_(select(Listing.id).where(Listing.firm_id == firm.id)))
     query = query.options(selectinload(Match.offer), selectinload(Match.need)).order_by(Match.score.desc(), Match.id)

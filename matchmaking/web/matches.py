@@ -64,11 +64,12 @@ def row(match: Match, firm: Firm) -> Row:
                explain.phrase(data, str(get_locale() or "fr"), distance))
 
 
-def inbox_matches(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[list[Row], int]:
+def inbox_matches(firm: Firm, *, status: str | None = None, page: int = 1,
+                  weak: bool = False) -> tuple[list[Row], int, int]:
     """A page of my firm's matches, best first within: accepted, in discussion, proposed,
-    declined; and the number of pages."""
-    matches, total = _inbox(firm, status=status, page=page)
-    return [row(m, firm) for m in matches], max((total + INBOX_PAGE - 1) // INBOX_PAGE, 1)
+    declined; the number of pages; and how many weak leads were left out (none with `weak`)."""
+    matches, total, hidden = _inbox(firm, status=status, page=page, weak=weak)
+    return [row(m, firm) for m in matches], max((total + INBOX_PAGE - 1) // INBOX_PAGE, 1), hidden
 
 
 def waiting_matches(firm: Firm, n: int) -> list[Row]:
@@ -83,7 +84,7 @@ def waiting_matches(firm: Firm, n: int) -> list[Row]:
     query = (
         select(Match)
         .where(Match.id.in_(queries.firm_match_ids(firm.id)),
-               Match.status.in_((MatchStatus.proposed, MatchStatus.interested)),
+               Match.status.in_((MatchStatus.proposed, MatchStatus.interested)), not_(queries.weak_lead()),
                or_(and_(Match.offer_id.in_(mine), waits(Match.offer_decision, Match.need_decision)),
                    and_(Match.need_id.in_(mine), waits(Match.need_decision, Match.offer_decision))))
         .options(*_places())
@@ -99,7 +100,7 @@ def _places() -> list[Any]:
             *[selectinload(rel).selectinload(Listing.firm) for rel in sides]]
 
 
-def _inbox(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[list[Match], int]:
+def _inbox(firm: Firm, *, status: str | None, page: int, weak: bool) -> tuple[list[Match], int, int]:
     query = select(Match).where(Match.id.in_(queries.firm_match_ids(firm.id)), Match.status != MatchStatus.stale)
     if status == "declined":
         query = query.where(Match.status == MatchStatus.declined)
@@ -107,11 +108,17 @@ def _inbox(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[lis
         query = query.where(Match.status == MatchStatus(status))
     else:
         query = query.where(Match.status.in_(OPEN))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    # One count for both: the matches shown, and the weak leads left out.
+    weak_case = case((queries.weak_lead(), 1), else_=0)
+    counted = query.with_only_columns(func.count(), func.coalesce(func.sum(weak_case), 0))
+    everything, weak_ones = db.session.execute(counted).one()
+    hidden = 0 if weak else int(weak_ones)
+    if not weak:
+        query = query.where(not_(queries.weak_lead()))
     rank = case({s: n for s, n in STATUS_ORDER.items()}, value=Match.status)
     page_query = (query.options(*_places()).order_by(rank, Match.score.desc(), Match.id)
                   .offset((page - 1) * INBOX_PAGE).limit(INBOX_PAGE))
-    return list(db.session.scalars(page_query)), total
+    return list(db.session.scalars(page_query)), int(everything) - hidden, hidden
 
 
 @bp.get("/matches")
@@ -119,8 +126,10 @@ def _inbox(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[lis
 def inbox() -> str:
     status = request.args.get("status") or ""
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    rows, pages = inbox_matches(my_firm(), status=status or None, page=page)
-    return render_template("matches/inbox.html", rows=rows, status=status, page=page, pages=pages)
+    weak = request.args.get("weak") == "1"
+    rows, pages, hidden = inbox_matches(my_firm(), status=status or None, page=page, weak=weak)
+    return render_template("matches/inbox.html", rows=rows, status=status, page=page, pages=pages,
+                           weak=weak, hidden=hidden)
 
 
 def _match(match_id: int) -> Match:

@@ -169,3 +169,27 @@ def test_the_inbox_comes_in_pages_accepted_first_then_by_score(client, session) 
     assert sum(f"n°{i}<" in first for i in range(INBOX_PAGE + 3)) == INBOX_PAGE
     assert sorted(i for i in range(INBOX_PAGE + 3) if f"n°{i}<" in second) == [1, 2, 3]
     assert client.get("/matches?page=abc").status_code == 200
+
+
+def test_weak_leads_stay_out_of_the_pages_until_asked_for_or_acted_on(client, session) -> None:
+    offer, need, strong, users = _bike_shop_and_pallet_maker(session)
+    other = make_firm(session, name="Fonderie du Pail")
+    odd = make_listing(session, other, title="Sable de fonderie", low_code="10 09 08", quantity=2, unit="t")
+    weak = Match(offer=odd, need=need, score=0.08, explanation={})
+    session.add(weak)
+    session.commit()
+    sign_in(client, users["maker"])
+
+    inbox = text(client.get("/matches"))
+    assert f"/matches/{strong.id}" in inbox and f"/matches/{weak.id}" not in inbox
+    assert "1 piste plus faible" in inbox and "?weak=1" in inbox
+    everything = text(client.get("/matches?weak=1"))
+    assert f"/matches/{strong.id}" in everything and f"/matches/{weak.id}" in everything
+    assert "Masquer les pistes plus faibles" in everything
+    assert f"/matches/{weak.id}" not in text(client.get("/my"))
+    assert f"/matches/{weak.id}" not in text(client.get(f"/listings/{need.id}"))
+    # Reachable all the same, and once a firm has acted on it, it is no longer a weak lead.
+    assert client.get(f"/matches/{weak.id}").status_code == 200
+    post(client, f"/matches/{weak.id}/decision", {"decision": "interested"}, form_url=f"/matches/{weak.id}")
+    inbox = text(client.get("/matches"))
+    assert f"/matches/{weak.id}" in inbox and "piste plus faible" not in inbox
