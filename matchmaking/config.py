@@ -60,6 +60,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "LOGIN_COOKIE_NAME": "mm_session",
         "LOGIN_SESSION_DAYS": 30,  # a browser stays signed in this long at most
         "LOGIN_IDLE_DAYS": 14,  # ... and this long without a visit
+        "API_TOKEN_IDLE_DAYS": 180,  # an API token unused this long stops working
         "PASSWORD_RESET_HOURS": 2,
         "WTF_CSRF_CHECK_DEFAULT": False,  # checked by the web app on every request outside /api
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: no expired forms on a slow phone

@@ -138,7 +138,11 @@ def build(app: Flask) -> dict[str, Any]:
         servers=[{"url": "/"}],
         security=[{"bearerAuth": []}],
     )
-    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("bearerAuth", {
+        "type": "http", "scheme": "bearer",
+        "description": "A token from /auth/register or /auth/token. It stops working when revoked, when its account is "
+                       f"disabled, or after {app.config['API_TOKEN_IDLE_DAYS']} days without use.",
+    })
     spec.components.schema("Problem", schema=schemas.ProblemSchema)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):

@@ -30,7 +30,7 @@ def authenticate() -> None:
     if view is None or is_public(view):
         return
     token = bearer_token()
-    row = tokens.find(db.session, token) if token else None
+    row = tokens.find(db.session, token, idle_days=current_app.config["API_TOKEN_IDLE_DAYS"]) if token else None
     if row is None:
         raise Unauthorized()
     if tokens.touch(row):

@@ -15,6 +15,9 @@ from ..models import ApiToken, User, utcnow
 PREFIX = "mmk_"  # lets secret scanners and people recognise a leaked token
 # Refresh last_used_at at most this often, so reads do not turn into writes.
 TOUCH_EVERY = timedelta(minutes=5)
+# A token unused this long stops working: the secret of a forgotten integration, or one copied
+# into a script years ago, does not stay valid for ever. Anyone using theirs never notices.
+IDLE_DAYS = 180
 
 
 def hash_token(token: str) -> str:
@@ -29,12 +32,15 @@ def issue(session: Session, user: User, name: str | None = None) -> str:
     return token
 
 
-def find(session: Session, token: str) -> ApiToken | None:
-    """The live token row for `token`, or None when unknown, revoked, or the account is disabled."""
+def find(session: Session, token: str, *, idle_days: int = IDLE_DAYS) -> ApiToken | None:
+    """The live token row for `token`, or None when unknown, revoked, idle for `idle_days`, or the
+    account is disabled."""
     if not token or len(token) > 200:
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    if utcnow() - (row.last_used_at or row.created_at) > timedelta(days=idle_days):
         return None
     return row
 

@@ -108,3 +108,18 @@ def test_password_guessing_is_slowed_down_with_429_problems(api, app, make_actor
                for _ in range(per_minute + 1)]
     assert [r.status_code for r in answers] == [401] * per_minute + [429]
     assert answers[-1].get_json()["status"] == 429
+
+
+def test_an_idle_token_gets_401_like_a_revoked_one(api, session, make_actor) -> None:
+    from datetime import timedelta
+
+    from matchmaking.models import utcnow
+    from matchmaking.services import tokens
+
+    actor = make_actor()
+    assert api.get("/api/v1/me", headers=actor.headers).status_code == 200
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == tokens.hash_token(actor.token)))
+    row.last_used_at = utcnow() - timedelta(days=tokens.IDLE_DAYS + 1)
+    session.commit()
+    r = api.get("/api/v1/me", headers=actor.headers)
+    assert r.status_code == 401 and r.content_type.startswith("application/problem+json")

@@ -40,3 +40,17 @@ def test_revoked_tokens_and_disabled_accounts_open_nothing(session) -> None:
     fresh = tokens.issue(session, user)
     user.active = False
     assert tokens.authenticate(session, fresh) is None
+
+
+def test_a_token_left_unused_for_half_a_year_stops_working(session) -> None:
+    user = make_user(session, make_firm(session))
+    used, never = tokens.issue(session, user), tokens.issue(session, user)
+    rows = {row.token_hash: row for row in session.scalars(select(ApiToken))}
+    long_ago = utcnow() - timedelta(days=tokens.IDLE_DAYS + 1)
+    rows[tokens.hash_token(used)].last_used_at = utcnow() - timedelta(days=tokens.IDLE_DAYS - 1)
+    rows[tokens.hash_token(never)].created_at = long_ago
+    session.flush()
+    assert tokens.authenticate(session, used) is user  # ... and its clock starts again
+    assert tokens.authenticate(session, never) is None
+    rows[tokens.hash_token(used)].last_used_at = long_ago
+    assert tokens.authenticate(session, used) is None
