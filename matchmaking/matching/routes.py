@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -303,14 +303,49 @@ def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: I
     return with_parent_uses(out)
 
 
-def need_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> dict[str, float]:
-    """Route features of a need (before powering): its uses with their evidence."""
-    return {"u:" + use: value for use, value in uses.items() if value > 0.0}
+# Uses that take the object itself: a need that names its material (reclaimed stones, steel tubes
+# for reuse) wants that material again, so another material's route to the same use is no answer,
+# whereas litter, energy or compost may well take a substitute.
+MATERIAL_BOUND_USES = frozenset({"use_reuse"})
+# Families that name no one material: a need in one of them takes any material's reuse.
+OPEN_FAMILIES = frozenset({"mixed_waste", "packaging_mixed", "mixed_metals"})
 
 
-def offer_route_features(uses: dict[str, float], nace_codes: Iterable[str]) -> dict[str, float]:
-    """Route features of an offer (before powering): the uses open to its material."""
-    return {"u:" + use: value for use, value in uses.items() if value > 0.0}
+def _binding_family(families: Sequence[str]) -> str | None:
+    """The family a need's material-bound uses are tied to: its main one, unless that is open."""
+    return families[0] if families and families[0] not in OPEN_FAMILIES else None
+
+
+def need_route_features(uses: dict[str, float], nace_codes: Iterable[str],
+                        families: Sequence[str] = ()) -> dict[str, float]:
+    """Route features of a need (before powering): its uses with their evidence; a material-bound
+    use is tied to the need's main family when it has one."""
+    family = _binding_family(families)
+    out: dict[str, float] = {}
+    for use, value in uses.items():
+        if value > 0.0:
+            bound = use in MATERIAL_BOUND_USES and family is not None
+            out[f"u:{use}@{family}" if bound else "u:" + use] = value
+    return out
+
+
+def offer_route_features(uses: dict[str, float], nace_codes: Iterable[str],
+                         families: Sequence[str] = ()) -> dict[str, float]:
+    """Route features of an offer (before powering): the uses open to its material, and each
+    material-bound one again for each of its families."""
+    out: dict[str, float] = {}
+    for use, value in uses.items():
+        if value > 0.0:
+            out["u:" + use] = value
+            if use in MATERIAL_BOUND_USES:
+                out.update((f"u:{use}@{family}", value) for family in families)
+    return out
+
+
+def route_allowed(use: str, offer_families: Sequence[str], need_families: Sequence[str]) -> bool:
+    """Whether an offer's route to ``use`` answers the need, as the route features decide."""
+    family = _binding_family(need_families)
+    return use not in MATERIAL_BOUND_USES or family is None or family in offer_families
 
 
 # A flow known only at a finer level than the buyer's code ("01.13" for a farm that gave "01")

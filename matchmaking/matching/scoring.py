@@ -411,14 +411,14 @@ def _valorisation(
     route_of_use: dict[str, routes.Route] = {}
     if is_need:
         uses = routes.need_uses(text_uses, label_uses, nace)
-        route_features = routes.need_route_features(uses, nace)
+        route_features = routes.need_route_features(uses, nace, families)
         sector_features = routes.need_sector_features(nace)
     else:
         route_of_use = routes.material_routes(materials, families)
         uses = {use: r.strength for use, r in route_of_use.items()}
         for use in text_uses:
             uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
-        route_features = routes.offer_route_features(uses, nace)
+        route_features = routes.offer_route_features(uses, nace, families)
         sector_features = routes.offer_sector_features(nace, materials, families)
     return uses, route_of_use, _powered(route_features, POWER["route"]), _powered(sector_features, POWER["sector"])
 
@@ -866,7 +866,7 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
     best_use, best_value = None, 0.0
     for use, strength in offer.uses.items():
         value = strength * need.uses.get(use, 0.0)
-        if value > best_value:
+        if value > best_value and routes.route_allowed(use, offer.families, need.families):
             best_use, best_value = use, value
     if best_use is not None:
         r = offer.route_of_use.get(best_use)

@@ -106,3 +106,15 @@ def test_sector_flows_favour_the_usual_receiving_industry() -> None:
     cement = Listing(2, "need", "Raw material", sector_label="Cement works (NACE 23.51)")
     bakery = Listing(3, "need", "Raw material", sector_label="Bakery (NACE 10.71)")
     assert score_pair(slag, cement)[0] > 0.2 > score_pair(slag, bakery)[0]
+
+
+def test_reuse_takes_the_material_a_need_names_and_any_when_it_names_none() -> None:
+    pallets = offer(title="Palettes bois perdues de chantier", sector_naf="41.20A")
+    route = next(c for c in score_pair(pallets, need(title="Palettes de réemploi"))[1].components
+                 if c.name == "route")
+    assert route.raw > 0.5
+    _, stones = score_pair(pallets, need(title="Pierres et moellons de réemploi", sector_naf="43.99D"))
+    assert next(c for c in stones.components if c.name == "route").raw == 0.0
+    assert stones.route is None or stones.route["use"] != "use_reuse"
+    _, anything = score_pair(pallets, need(title="Objets pour notre recyclerie", sector_naf="47.79Z"))
+    assert anything.route is not None and anything.route["use"] == "use_reuse"
