@@ -286,8 +286,12 @@ def with_parent_uses(uses: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: Iterable[str]) -> dict[str, float]:
-    """Uses a need asks for, with the evidence of each (its words, its sector label, its NACE)."""
+def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: Iterable[str],
+              names_material: bool = False) -> dict[str, float]:
+    """Uses a need asks for, with the evidence of each (its words, its sector label, its NACE).
+
+    A need that says what it wants, a use or a material ("cuves IBC"), owes less to what its sector
+    usually takes: those uses count ``SECTOR_ONLY_FACTOR`` as much."""
     by_nace = uses_of_nace(nace_codes)
     text, label = set(text_uses), set(label_uses)
     out: dict[str, float] = {}
@@ -297,7 +301,7 @@ def need_uses(text_uses: Iterable[str], label_uses: Iterable[str], nace_codes: I
             EVIDENCE_SECTOR_LABEL if use in label else 0.0,
             by_nace.get(use, 0.0),
         )
-        if text and use not in text:
+        if (text or names_material) and use not in text:
             value *= SECTOR_ONLY_FACTOR
         out[use] = value
     return with_parent_uses(out)

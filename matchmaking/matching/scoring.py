@@ -410,7 +410,7 @@ def _valorisation(
     """(uses, route of each use, powered route features, powered sector features)."""
     route_of_use: dict[str, routes.Route] = {}
     if is_need:
-        uses = routes.need_uses(text_uses, label_uses, nace)
+        uses = routes.need_uses(text_uses, label_uses, nace, names_material=bool(materials))
         route_features = routes.need_route_features(uses, nace, families)
         sector_features = routes.need_sector_features(nace)
     else:

@@ -118,3 +118,14 @@ def test_reuse_takes_the_material_a_need_names_and_any_when_it_names_none() -> N
     assert stones.route is None or stones.route["use"] != "use_reuse"
     _, anything = score_pair(pallets, need(title="Objets pour notre recyclerie", sector_naf="47.79Z"))
     assert anything.route is not None and anything.route["use"] == "use_reuse"
+
+
+def test_a_need_that_names_its_material_owes_less_to_its_sectors_habits() -> None:
+    sludge = offer(title="Boues de station d'épuration chaulées", sector_naf="37.00Z")
+    farm = {"sector_naf": "01.50Z", "sector_label": "Polyculture-élevage"}  # spreads sludge on its fields
+    _, vague = score_pair(sludge, need(title="Apports pour nos prairies", **farm))
+    _, tanks = score_pair(sludge, need(title="Cuves IBC 1000 L", **farm))
+    route = {name: next(c.raw for c in e.components if c.name == "route") for name, e in
+             (("vague", vague), ("tanks", tanks))}
+    assert route["vague"] > 0
+    assert route["tanks"] < 0.7 * route["vague"]
