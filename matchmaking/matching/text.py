@@ -334,7 +334,7 @@ _COMMON = """
     volume benne bennes vrac palettise carton conditionne stocke stockee site sites ville region
     depot atelier ateliers magasin magasins boutique rayon rayons client clients partenaire
     partenaires collecte tournee tournees collecteur local locale locaux nord sud est ouest centre
-    charente charentes savoie loire marne aube gard
+    charente charentes savoie loire marne aube gard fumer fume fumee fumees fumoir
     sold sale sell sells sent send tied tie tier tiers part parts party parties grid grids speed
     speeds make makes made making used uses using use large small big new old clean dry wet mixed
     whole full half day week month year site sites plant plants yard yards shop shops store stores
