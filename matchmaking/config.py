@@ -68,6 +68,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_SIGN_IN": "10 per minute;60 per hour",
+        # Per account, whatever the address: slows guessing one password from many machines, and
+        # leaves its owner, who mistypes a few times, well clear.
+        "RATELIMIT_SIGN_IN_ACCOUNT": "20 per hour",
         "RATELIMIT_REGISTER": "5 per minute;30 per hour",
         "IMPORT_MAX_BYTES": 10 * 1024 * 1024,
         "IMPORT_MAX_ROWS": 20_000,

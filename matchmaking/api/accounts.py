@@ -8,7 +8,7 @@ from flask import Response, current_app, g, jsonify
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Unauthorized
 
-from ..extensions import db, limiter
+from ..extensions import account_sign_in_limit, db, limiter
 from ..services import firms, tokens, users
 from ..services import validation as v
 from ..services.errors import ValidationError
@@ -66,6 +66,7 @@ def register() -> tuple[Response, int]:
            body=schemas.TokenInSchema, responses={200: ("A new token.", schemas.TokenOutSchema)},
            errors=[401, 429])
 @limiter.limit(_sign_in_limit)  # password guessing
+@account_sign_in_limit
 def issue_token() -> Response:
     data = json_body(schemas.TokenInSchema)
     user = users.authenticate(db.session, data["email"], data["password"])

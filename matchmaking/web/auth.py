@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
-from ..extensions import db, limiter, login_manager
+from ..extensions import account_sign_in_limit, db, limiter, login_manager
 from ..models import User, UserSession
 from ..services import accounts
 from ..services.errors import ValidationError
@@ -120,6 +120,7 @@ def _not_a_submission() -> bool:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(_sign_in_limit, exempt_when=_not_a_submission)
+@account_sign_in_limit
 def sign_in() -> Any:
     next_url = request.values.get("next") or ""
     if request.method == "GET":

@@ -179,6 +179,28 @@ def test_limits_count_per_connection_whatever_the_address_tried_or_the_forwarded
     _reset_limits(app)
 
 
+def test_guesses_at_one_account_count_together_from_any_address_on_the_web_and_the_api(app, world,
+                                                                                      monkeypatch) -> None:
+    monkeypatch.setitem(app.config, "RATELIMIT_SIGN_IN_ACCOUNT", "4 per minute")
+    _reset_limits(app)
+    client = app.test_client()
+    target = world.emails["member_a"]
+    statuses = [
+        client.post("/sign-in", data={"csrf_token": csrf_token(client), "email": email, "password": "wrong password"},
+                    environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
+        for n, email in enumerate([target, target.upper(), f"  {target} "])
+    ]
+    statuses += [client.post("/api/v1/auth/token", json={"email": target, "password": "wrong password"},
+                             environ_base={"REMOTE_ADDR": f"198.51.100.{n}"}).status_code for n in range(3)]
+    assert statuses == [422] * 3 + [401, 429, 429]
+    # Locked for the hour, even with the right password; other accounts are not.
+    assert client.post("/api/v1/auth/token", json={"email": target, "password": PASSWORD},
+                       environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 429
+    assert client.post("/api/v1/auth/token", json={"email": world.emails["member_b"], "password": PASSWORD},
+                       environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 200
+    _reset_limits(app)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
