@@ -186,6 +186,9 @@ def test_weak_leads_stay_out_of_the_pages_until_asked_for_or_acted_on(client, se
     everything = text(client.get("/matches?weak=1"))
     assert f"/matches/{strong.id}" in everything and f"/matches/{weak.id}" in everything
     assert "Masquer les pistes plus faibles" in everything
+    # Scores read as words, the figure in a tooltip: "Piste faible" is the 8 %.
+    assert "Piste faible" in everything and 'title="Score : 8 sur 100"' in everything
+    assert "Piste faible" not in inbox and any(label in inbox for label in ("Bonne piste", "Très bonne piste"))
     assert f"/matches/{weak.id}" not in text(client.get("/my"))
     assert f"/matches/{weak.id}" not in text(client.get(f"/listings/{need.id}"))
     # Reachable all the same, and once a firm has acted on it, it is no longer a weak lead.
