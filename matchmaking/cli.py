@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-from .extensions import db
+from .extensions import db, db_session
 
 
 def register(app: Flask) -> None:
@@ -60,12 +60,12 @@ def seed(demo: bool) -> None:
     """Load the nomenclatures and communes (and the demo territory). Running it twice changes nothing."""
     from .services import seeding
 
-    counts = seeding.load_reference(db.session)
+    counts = seeding.load_reference(db_session())
     if demo:
         from .services import demo_history
 
-        counts |= seeding.load_demo(db.session)
-        counts |= demo_history.load_history(db.session)
+        counts |= seeding.load_demo(db_session())
+        counts |= demo_history.load_history(db_session())
     db.session.commit()
     for what, n in counts.items():
         click.echo(f"{what}: {n} written")
@@ -126,7 +126,7 @@ def users_create(email: str, password: str, role: str, firm_siret: str | None, n
         if firm is None:
             raise click.UsageError(f"no firm with SIRET {firm_siret}")
     try:
-        user = user_service.create_user(db.session, email=email, password=password, role=role, firm=firm, name=name)
+        user = user_service.create_user(db_session(), email=email, password=password, role=role, firm=firm, name=name)
     except Exception as exc:  # noqa: BLE001 - validation errors are printed, others re-raised
         _fail(exc)
         return
@@ -191,7 +191,7 @@ def outbox_status(show_failed: bool) -> None:
     from .models import OutboxEvent, OutboxStatus
     from .services import outbox
 
-    for status, n in outbox.counts(db.session).items():
+    for status, n in outbox.counts(db_session()).items():
         click.echo(f"{status}: {n}")
     if show_failed:
         for row in db.session.scalars(select(OutboxEvent).where(OutboxEvent.status == OutboxStatus.failed)):
@@ -205,7 +205,7 @@ def outbox_retry(ids: tuple[int, ...]) -> None:
     """Put failed rows (all, or the given ids) back in the queue."""
     from .services import outbox
 
-    n = outbox.retry(db.session, list(ids) or None)
+    n = outbox.retry(db_session(), list(ids) or None)
     db.session.commit()
     click.echo(f"{n} row(s) queued again")
 

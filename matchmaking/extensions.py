@@ -9,6 +9,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
 
 from .models import Base
 
@@ -19,6 +20,12 @@ csrf = CSRFProtect()
 # Storage comes from RATELIMIT_STORAGE_URI (Redis when REDIS_URL is set); no limit applies by default,
 # only the ones declared on sign-in, registration and password reset.
 limiter = Limiter(key_func=get_remote_address)
+
+
+def db_session() -> Session:
+    """The current app context's Session, for the services (typed `Session`). `db.session` is a
+    scoped_session proxy: calling it returns the very Session its methods forward to."""
+    return db.session()
 
 
 def sign_in_account() -> str:

@@ -40,7 +40,7 @@ def _percentile(values: list[float], q: float) -> float:
 def run_bench(*, broker: str, redis_url: str, listings: int, deliveries: int) -> str:
     from matchmaking import migrate
     from matchmaking.app import create_app
-    from matchmaking.extensions import db
+    from matchmaking.extensions import db, db_session
     from matchmaking.services import seeding
 
     tmp = Path(tempfile.mkdtemp(prefix="mm-bench-"))
@@ -55,7 +55,7 @@ def run_bench(*, broker: str, redis_url: str, listings: int, deliveries: int) ->
     app = create_app(config)
     with app.app_context():
         migrate.upgrade(db.engine)
-        seeding.load_reference(db.session)
+        seeding.load_reference(db_session())
         db.session.commit()
 
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "SMTP_HOST"}}
@@ -136,27 +136,27 @@ def _wait(predicate: Any, timeout: float, interval: float = 0.01) -> None:
 
 
 def _latencies(app: Any, pairs: int) -> tuple[list[float], list[FanOut]]:
-    from matchmaking.extensions import db
+    from matchmaking.extensions import db, db_session
     from matchmaking.models import MailboxMessage, Notification
     from matchmaking.services import firms, listings, users
 
     latencies: list[float] = []
     fan_out: list[FanOut] = []  # what each need's publication caused
     for i in range(pairs):
-        seller = firms.register_firm(db.session, {"name": f"Scierie {i}", "siret": _siret(2 * i),
+        seller = firms.register_firm(db_session(), {"name": f"Scierie {i}", "siret": _siret(2 * i),
                                                   "commune_insee": "53271"})
-        buyer = firms.register_firm(db.session, {"name": f"Élevage {i}", "siret": _siret(2 * i + 1),
+        buyer = firms.register_firm(db_session(), {"name": f"Élevage {i}", "siret": _siret(2 * i + 1),
                                                  "commune_insee": "53271"})
-        users.create_user(db.session, email=f"vente{i}@bench.example.fr", password="bench password", firm=seller)
-        buyer_user = users.create_user(db.session, email=f"achat{i}@bench.example.fr", password="bench password",
+        users.create_user(db_session(), email=f"vente{i}@bench.example.fr", password="bench password", firm=seller)
+        buyer_user = users.create_user(db_session(), email=f"achat{i}@bench.example.fr", password="bench password",
                                        firm=buyer)
-        listings.create_listing(db.session, seller, OFFER)
+        listings.create_listing(db_session(), seller, OFFER)
         db.session.commit()
         _wait(_idle, 120)  # time the need's own pipeline, not the offer's fan-out still in flight
         email = buyer_user.email
         before = _last_id(MailboxMessage)
         notices_before = _last_id(Notification)
-        listings.create_listing(db.session, buyer, NEED)
+        listings.create_listing(db_session(), buyer, NEED)
         db.session.commit()
         started = time.monotonic()
 
@@ -196,7 +196,7 @@ def _idle() -> bool:
 
 def _throughput(app: Any, count: int) -> float:
     """Queue `count` notification e-mails in one transaction; deliveries per second until all are done."""
-    from matchmaking.extensions import db
+    from matchmaking.extensions import db, db_session
     from matchmaking.models import Match, Notification, OutboxEvent, OutboxStatus, User
     from matchmaking.services import outbox
 
@@ -216,7 +216,7 @@ def _throughput(app: Any, count: int) -> float:
     db.session.add_all(notices)
     db.session.flush()
     for notice in notices:
-        outbox.emit(db.session, "deliver.email",
+        outbox.emit(db_session(), "deliver.email",
                     {"user_id": notice.user_id, "notification_ids": [notice.id], "trigger": "bench"},
                     f"bench-email:{notice.id}")
     db.session.commit()

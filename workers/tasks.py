@@ -14,7 +14,7 @@ from celery import group, shared_task
 from flask import current_app
 
 from matchmaking.celery import cleanup_embedded_broker, publish
-from matchmaking.extensions import db
+from matchmaking.extensions import db, db_session
 from matchmaking.models import NotifyMode, OutboxEvent
 from matchmaking.services import expiry, notifications, outbox, relay
 
@@ -28,7 +28,7 @@ def _settings() -> relay.Settings:
 def run_event(event_id: int) -> str:
     """Claim one outbox row, carry it out, record the outcome: done, retry, failed or skipped."""
     settings = _settings()
-    session = db.session
+    session = db_session()
     event = outbox.claim(session, event_id, settings.lease_s)
     session.commit()
     if event is None:
@@ -55,33 +55,34 @@ def run_event(event_id: int) -> str:
         return outcome
 
 
-@shared_task(name=relay.MATCH_LISTING)
+# Celery ships no type hints: its task decorator is untyped, hence the ignores below.
+@shared_task(name=relay.MATCH_LISTING)  # type: ignore[untyped-decorator]
 def match_listing(event_id: int) -> str:
     """A listing was published or changed: match it, notify the firms of new matches."""
     return run_event(event_id)
 
 
-@shared_task(name=relay.NOTIFY)
+@shared_task(name=relay.NOTIFY)  # type: ignore[untyped-decorator]
 def notify(event_id: int) -> str:
     """A decision was taken on a match (or an exchange recorded): notify who should know."""
     return run_event(event_id)
 
 
-@shared_task(name=relay.DELIVER)
+@shared_task(name=relay.DELIVER)  # type: ignore[untyped-decorator]
 def deliver(event_id: int) -> str:
     """Deliver one notification by e-mail or webhook (or one digest)."""
     return run_event(event_id)
 
 
-@shared_task(name=relay.HANDLE)
+@shared_task(name=relay.HANDLE)  # type: ignore[untyped-decorator]
 def handle_event(event_id: int) -> str:
     return run_event(event_id)
 
 
-@shared_task(name="matchmaking.sweep_outbox", ignore_result=True)
+@shared_task(name="matchmaking.sweep_outbox", ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_outbox() -> int:
     """Publish again what is due and not done (lost messages, scheduled retries, broker outages)."""
-    session = db.session
+    session = db_session()
     rows = relay.sweep(session, _settings())
     session.commit()
     if not rows:
@@ -94,33 +95,33 @@ def sweep_outbox() -> int:
 
 
 def _digest(mode: NotifyMode) -> int:
-    session = db.session
+    session = db_session()
     queued = notifications.queue_digests(session, mode)
     session.commit()
     log.info("%s digests queued: %s", mode.value, queued)
     return queued
 
 
-@shared_task(name="matchmaking.daily_digest")
+@shared_task(name="matchmaking.daily_digest")  # type: ignore[untyped-decorator]
 def daily_digest() -> int:
     return _digest(NotifyMode.daily)
 
 
-@shared_task(name="matchmaking.weekly_digest")
+@shared_task(name="matchmaking.weekly_digest")  # type: ignore[untyped-decorator]
 def weekly_digest() -> int:
     return _digest(NotifyMode.weekly)
 
 
-@shared_task(name="matchmaking.expire_listings")
+@shared_task(name="matchmaking.expire_listings")  # type: ignore[untyped-decorator]
 def expire_listings() -> int:
-    session = db.session
+    session = db_session()
     ids = expiry.expire_listings(session)
     session.commit()
     log.info("expired listings: %s", ids)
     return len(ids)
 
 
-@shared_task(name="matchmaking.cleanup_broker", ignore_result=True)
+@shared_task(name="matchmaking.cleanup_broker", ignore_result=True)  # type: ignore[untyped-decorator]
 def cleanup_broker() -> int:
     """The embedded broker's consumed messages deleted, its file compacted when mostly empty."""
     done = cleanup_embedded_broker(str(current_app.extensions["celery"].conf.broker_url))
@@ -128,10 +129,10 @@ def cleanup_broker() -> int:
     return done["deleted"]
 
 
-@shared_task(name="matchmaking.rematch_all")
+@shared_task(name="matchmaking.rematch_all")  # type: ignore[untyped-decorator]
 def rematch_all() -> int:
     """Split a full rematch into groups (one material family at a time) run in parallel."""
-    groups = notifications.rematch_groups(db.session, int(current_app.config["REMATCH_GROUP_SIZE"]))
+    groups = notifications.rematch_groups(db_session(), int(current_app.config["REMATCH_GROUP_SIZE"]))
     db.session.rollback()
     if groups:
         group(rematch_group.s(ids) for ids in groups).apply_async()
@@ -139,9 +140,9 @@ def rematch_all() -> int:
     return len(groups)
 
 
-@shared_task(name="matchmaking.rematch_group")
+@shared_task(name="matchmaking.rematch_group")  # type: ignore[untyped-decorator]
 def rematch_group(listing_ids: list[int]) -> Any:
-    session = db.session
+    session = db_session()
     done, told = notifications.rematch(session, listing_ids)
     session.commit()
     log.info("rematched %s listing(s), %s notification(s)", done, told)

@@ -8,7 +8,7 @@ from flask import Response, current_app, g, jsonify
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Unauthorized
 
-from ..extensions import account_sign_in_limit, db, limiter
+from ..extensions import account_sign_in_limit, db, db_session, limiter
 from ..services import firms, tokens, users
 from ..services import validation as v
 from ..services.errors import ValidationError
@@ -24,7 +24,7 @@ def _user_errors(data: dict[str, Any]) -> dict[str, Any]:
     email = errors.check("user.email", v.email, data.get("email"))
     errors.check("user.password", users.validate_password, data.get("password"))
     errors.check("user.name", v.text, data.get("name"), max_length=120)
-    if email and users.find_by_email(db.session, email):
+    if email and users.find_by_email(db_session(), email):
         errors.add("user.email", _l("An account already uses this e-mail address."))
     return errors.errors
 
@@ -49,14 +49,14 @@ def register() -> tuple[Response, int]:
     firm_data, user_data = body["firm"], body["user"]
     with all_errors(shape_errors):
         try:
-            firm = firms.register_firm(db.session, firm_data, prefix="firm.")
+            firm = firms.register_firm(db_session(), firm_data, prefix="firm.")
         except ValidationError as exc:
             raise ValidationError(exc.errors | _user_errors(user_data)) from None
-        user = users.create_user(db.session, email=user_data.get("email"), password=user_data.get("password"),
+        user = users.create_user(db_session(), email=user_data.get("email"), password=user_data.get("password"),
                                  name=user_data.get("name"), firm=firm, prefix="user.")
     if not firm.contact_email:
         firm.contact_email = user.email
-    token = tokens.issue(db.session, user, "registration")
+    token = tokens.issue(db_session(), user, "registration")
     db.session.commit()
     return jsonify({"firm_id": firm.id, "user_id": user.id, "token": token}), 201
 
@@ -69,12 +69,12 @@ def register() -> tuple[Response, int]:
 @account_sign_in_limit
 def issue_token() -> Response:
     data = json_body(schemas.TokenInSchema)
-    user = users.authenticate(db.session, data["email"], data["password"])
+    user = users.authenticate(db_session(), data["email"], data["password"])
     if user is None:
         exc = Unauthorized()
         exc.problem_detail = _l("Wrong e-mail address or password.")  # type: ignore[attr-defined]
         raise exc
-    token = tokens.issue(db.session, user, data.get("name"))
+    token = tokens.issue(db_session(), user, data.get("name"))
     db.session.commit()
     return jsonify({"token": token})
 
@@ -83,7 +83,7 @@ def issue_token() -> Response:
 @operation("Revoke the token this request is made with", tags=["accounts"],
            responses={204: ("Revoked.", None)})
 def revoke_token() -> tuple[str, int]:
-    tokens.revoke(db.session, g.api_token)
+    tokens.revoke(db_session(), g.api_token)
     db.session.commit()
     return "", 204
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Response, jsonify, url_for
 
-from ..extensions import db
-from ..models import ListingStatus, LowCode
+from ..extensions import db, db_session
+from ..models import Listing, ListingStatus, LowCode
 from ..services import listings as listing_service
 from ..services import queries, visibility
 from . import bp, render, schemas
@@ -54,9 +54,9 @@ def create_listing() -> tuple[Response, int, dict[str, str]]:
     publish = data.pop("status", "published") == "published"
     with all_errors(shape_errors):
         suggest_code(data)
-        listing = listing_service.create_listing(db.session, firm, data, publish=publish)
+        listing = listing_service.create_listing(db_session(), firm, data, publish=publish)
     db.session.commit()
-    body = render.listing(visibility.audience(db.session, current_user()), listing)
+    body = render.listing(visibility.audience(db_session(), current_user()), listing)
     return jsonify(body), 201, {"Location": url_for("api.get_listing", listing_id=listing.id)}
 
 
@@ -68,16 +68,17 @@ def list_listings() -> Response:
     args = query_args(schemas.ListingQuerySchema)
     page, per_page = args.get("page", 1), args.get("per_page", 50)
     user = current_user()
+    items: list[Listing]
     if args.get("mine"):
         if user.firm_id is None:
             items, total = [], 0
         else:
-            items, total = queries.firm_listings(db.session, user.firm_id, kind=args.get("kind"),
+            items, total = queries.firm_listings(db_session(), user.firm_id, kind=args.get("kind"),
                                                  status=args.get("status"), page=page, per_page=per_page)
     else:
-        items, total = queries.published_listings(db.session, kind=args.get("kind"), family=args.get("family"),
+        items, total = queries.published_listings(db_session(), kind=args.get("kind"), family=args.get("family"),
                                                   page=page, per_page=per_page)
-    audience = visibility.audience(db.session, user)
+    audience = visibility.audience(db_session(), user)
     return render.page([render.listing(audience, item) for item in items], total, page, per_page)
 
 
@@ -86,8 +87,8 @@ def list_listings() -> Response:
            responses={200: ("The listing.", schemas.ListingOutSchema)})
 def get_listing(listing_id: int) -> Response:
     user = current_user()
-    listing = visibility.visible_listing(db.session, user, listing_id)
-    return jsonify(render.listing(visibility.audience(db.session, user), listing))
+    listing = visibility.visible_listing(db_session(), user, listing_id)
+    return jsonify(render.listing(visibility.audience(db_session(), user), listing))
 
 
 @bp.patch(f"/listings/{ID}")
@@ -96,22 +97,22 @@ def get_listing(listing_id: int) -> Response:
            responses={200: ("The updated listing.", schemas.ListingOutSchema)})
 def update_listing(listing_id: int) -> Response:
     user = current_user()
-    listing = visibility.own_listing(db.session, user, listing_id)
+    listing = visibility.own_listing(db_session(), user, listing_id)
     data, shape_errors = json_body_partial(schemas.ListingPatchSchema)
     status = data.pop("status", None)
     with all_errors(shape_errors):
-        listing_service.update_listing(db.session, listing, data)
+        listing_service.update_listing(db_session(), listing, data)
         if status is not None:
-            listing_service.set_status(db.session, listing, ListingStatus(status))
+            listing_service.set_status(db_session(), listing, ListingStatus(status))
     db.session.commit()
-    return jsonify(render.listing(visibility.audience(db.session, user), listing))
+    return jsonify(render.listing(visibility.audience(db_session(), user), listing))
 
 
 @bp.delete(f"/listings/{ID}")
 @operation("Close your listing", tags=["listings"], responses={204: ("Closed.", None)})
 def close_listing(listing_id: int) -> tuple[str, int]:
-    listing = visibility.own_listing(db.session, current_user(), listing_id)
-    listing_service.set_status(db.session, listing, ListingStatus.closed)
+    listing = visibility.own_listing(db_session(), current_user(), listing_id)
+    listing_service.set_status(db_session(), listing, ListingStatus.closed)
     db.session.commit()
     return "", 204
 
@@ -121,6 +122,6 @@ def close_listing(listing_id: int) -> tuple[str, int]:
            responses={200: ("Ranked matches.", schemas.MatchOutSchema(many=True))})
 def listing_matches(listing_id: int) -> Response:
     user = current_user()
-    listing = visibility.own_listing(db.session, user, listing_id)
-    audience = visibility.audience(db.session, user)
-    return jsonify([render.match(audience, match, user) for match in queries.listing_matches(db.session, listing)])
+    listing = visibility.own_listing(db_session(), user, listing_id)
+    audience = visibility.audience(db_session(), user)
+    return jsonify([render.match(audience, match, user) for match in queries.listing_matches(db_session(), listing)])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from ..extensions import db
+from ..extensions import db, db_session
+from ..models import Match
 from ..services import decisions, queries, visibility
 from . import bp, render, schemas
 from .openapi import operation
@@ -22,12 +23,13 @@ def list_matches() -> Response:
     args = query_args(schemas.MatchQuerySchema)
     page, per_page = args.get("page", 1), args.get("per_page", 50)
     user = current_user()
+    items: list[Match]
     if user.firm_id is None:
         items, total = [], 0
     else:
-        items, total = queries.firm_matches(db.session, user.firm_id, status=args.get("status"),
+        items, total = queries.firm_matches(db_session(), user.firm_id, status=args.get("status"),
                                             page=page, per_page=per_page)
-    audience = visibility.audience(db.session, user)
+    audience = visibility.audience(db_session(), user)
     return render.page([render.match(audience, item, user) for item in items], total, page, per_page)
 
 
@@ -36,16 +38,16 @@ def list_matches() -> Response:
            responses={200: ("The match.", schemas.MatchOutSchema)})
 def get_match(match_id: int) -> Response:
     user = current_user()
-    match = decisions.match_for(db.session, user, match_id)
-    return jsonify(render.match(visibility.audience(db.session, user), match, user))
+    match = decisions.match_for(db_session(), user, match_id)
+    return jsonify(render.match(visibility.audience(db_session(), user), match, user))
 
 
 def _decide(match_id: int, action: str) -> Response:
     user = current_user()
-    match = decisions.match_for(db.session, user, match_id)
-    match = getattr(decisions, action)(db.session, match, user)
+    match = decisions.match_for(db_session(), user, match_id)
+    match = getattr(decisions, action)(db_session(), match, user)
     db.session.commit()
-    return jsonify(render.match(visibility.audience(db.session, user), match, user))
+    return jsonify(render.match(visibility.audience(db_session(), user), match, user))
 
 
 @bp.post(f"/matches/{ID}/interest")
@@ -74,10 +76,10 @@ def decline(match_id: int) -> Response:
            body=schemas.ExchangeInSchema, responses={201: ("The exchange.", schemas.ExchangeOutSchema)})
 def record_exchange(match_id: int) -> tuple[Response, int]:
     user = current_user()
-    match = decisions.match_for(db.session, user, match_id)
+    match = decisions.match_for(db_session(), user, match_id)
     data, shape_errors = json_body_partial(schemas.ExchangeInSchema)
     with all_errors(shape_errors):
-        exchange = decisions.record_exchange(db.session, match, user, data)
+        exchange = decisions.record_exchange(db_session(), match, user, data)
     db.session.commit()
     return jsonify(render.exchange(exchange)), 201
 
@@ -86,5 +88,5 @@ def record_exchange(match_id: int) -> tuple[Response, int]:
 @operation("The exchanges recorded on one of your matches", tags=["matches"],
            responses={200: ("Exchanges, oldest first.", schemas.ExchangeOutSchema(many=True))})
 def list_exchanges(match_id: int) -> Response:
-    match = decisions.match_for(db.session, current_user(), match_id)
+    match = decisions.match_for(db_session(), current_user(), match_id)
     return jsonify([render.exchange(item) for item in match.exchanges])

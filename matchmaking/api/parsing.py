@@ -37,7 +37,7 @@ def _bad_text(value: str) -> bool:
     return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
-def _type_error(field: fields.Field, value: Any) -> Any:
+def _type_error(field: fields.Field[Any], value: Any) -> Any:
     """The message for a value of the wrong JSON type, or None when it fits the field."""
     if isinstance(field, fields.Boolean):
         return None if isinstance(value, bool) else _l("Expected true or false.")
@@ -63,9 +63,9 @@ def _type_error(field: fields.Field, value: Any) -> Any:
             return _l("This field must be text.")
         if _bad_text(value):
             return _l("This text contains characters that are not allowed.")
-        choices = field.metadata.get("enum")
-        if choices and value not in choices:
-            return _l("Must be one of: %(choices)s.", choices=", ".join(choices))
+        allowed = field.metadata.get("enum")
+        if allowed and value not in allowed:
+            return _l("Must be one of: %(choices)s.", choices=", ".join(allowed))
         return None
     if isinstance(field, fields.Dict):
         return None if isinstance(value, dict) else _l("Expected an object.")
@@ -153,7 +153,7 @@ def all_errors(shape_errors: dict[str, Any]) -> Iterator[None]:
         raise ValidationError(shape_errors)
 
 
-def _query_value(field: fields.Field, raw: str) -> Any:
+def _query_value(field: fields.Field[Any], raw: str) -> Any:
     """Convert one query-string value; raises ValueError with the message to show."""
     if _bad_text(raw):
         raise ValueError(_l("This text contains characters that are not allowed."))

@@ -116,8 +116,9 @@ def _http(exc: HTTPException) -> Response:
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="matchmaking"'
-    if status == 405 and getattr(exc, "valid_methods", None):
-        headers["Allow"] = ", ".join(exc.valid_methods or [])
+    allowed = getattr(exc, "valid_methods", None)  # set on MethodNotAllowed
+    if status == 405 and allowed:
+        headers["Allow"] = ", ".join(allowed)
     return problem(status, detail=detail, headers=headers)
 
 

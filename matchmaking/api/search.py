@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify
 from flask_babel import lazy_gettext as _l
 
-from ..extensions import db
+from ..extensions import db_session
 from ..services import places, visibility
 from ..services import validation as v
 from ..services.errors import ValidationError
@@ -27,7 +27,7 @@ def _near(value: str | None, errors: v.Collector) -> tuple[float, float] | None:
     if value is None or value == "":
         return None
     if INSEE_RE.match(value):
-        commune = errors.check("near", places.commune_by_insee, db.session, value)
+        commune = errors.check("near", places.commune_by_insee, db_session(), value)
         return None if commune is None else (commune.lat, commune.lon)
     if m := POINT_RE.match(value):
         lat, lon = float(m[1]), float(m[2])
@@ -60,9 +60,9 @@ def search() -> Response:
     kind = args.get("kind")
     lat, lon = point if point else (None, None)
     limit = args.get("limit", 20)
-    hits = matching.search(db.session, q=q, kind=kind.value if kind else None, lat=lat, lon=lon,
+    hits = matching.search(db_session(), q=q, kind=kind.value if kind else None, lat=lat, lon=lon,
                            radius_km=radius, family=family, k=limit, exclude_firm_id=user.firm_id)
-    audience = visibility.audience(db.session, user)
+    audience = visibility.audience(db_session(), user)
     out: list[dict[str, Any]] = []
     for found in hits:
         if not audience.can_see(found.listing):

@@ -10,7 +10,7 @@ from flask import current_app, g, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import Firm, Role, User
 from ..services import tokens
 from .openapi import is_public
@@ -30,7 +30,7 @@ def authenticate() -> None:
     if view is None or is_public(view):
         return
     token = bearer_token()
-    row = tokens.find(db.session, token, idle_days=current_app.config["API_TOKEN_IDLE_DAYS"]) if token else None
+    row = tokens.find(db_session(), token, idle_days=current_app.config["API_TOKEN_IDLE_DAYS"]) if token else None
     if row is None:
         raise Unauthorized()
     if tokens.touch(row):

@@ -13,7 +13,7 @@ from flask import Response, jsonify, request
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import MaterialFamily, Role
 from ..services import audit, stats
 from ..services.stats import Figure
@@ -216,10 +216,10 @@ def _dashboard() -> stats.Dashboard:
     args = query_args(StatsQuerySchema)
     today = datetime.now(UTC).date()
     period = stats.parse_period(args.get("from_"), args.get("to"), today)
-    filters = stats.parse_filters(db.session, args.get("family"), args.get("commune"), args.get("section"))
-    dashboard = stats.dashboard(db.session, period, filters, today)
+    filters = stats.parse_filters(db_session(), args.get("family"), args.get("commune"), args.get("section"))
+    dashboard = stats.dashboard(db_session(), period, filters, today)
     # Figures leaving through the API are an export like the workspace's files: who took which is kept.
-    audit.record(db.session, current_user(), audit.STATS_EXPORTED, format="json", endpoint=request.endpoint,
+    audit.record(db_session(), current_user(), audit.STATS_EXPORTED, format="json", endpoint=request.endpoint,
                  **{"from": stats.month_label(period.first), "to": stats.month_label(period.last)},
                  **filters.as_args())
     db.session.commit()

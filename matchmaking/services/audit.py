@@ -24,8 +24,9 @@ STATS_EXPORTED = "stats.exported"
 MAILBOX_VIEWED = "mailbox.viewed"
 
 
+# The target is positional only, so that any keyword is a detail.
 def record(session: Session, actor: User | None, action: str, target_type: str | None = None,
-           target_id: int | None = None, **details: Any) -> AuditLog:
+           target_id: int | None = None, /, **details: Any) -> AuditLog:
     row = AuditLog(actor_id=actor.id if actor is not None else None, action=action, target_type=target_type,
                    target_id=target_id, details=details)
     session.add(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask_babel import format_date, format_decimal, format_percent, get_locale
@@ -80,7 +81,7 @@ def show(figure: Figure | None, fmt: Any = tonnes) -> Markup:
                   f'<span class="visually-hidden"> {escape(str(text))}</span>')
 
 
-def plain(figure: Figure | None, fmt: Any = tonnes) -> str:
+def plain(figure: Figure | None, fmt: Callable[[float], str] = tonnes) -> str:
     """The same for text outputs (CSV, spreadsheet notes)."""
     if figure is None:
         return ""

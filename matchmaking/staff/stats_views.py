@@ -9,7 +9,7 @@ from flask import Response, render_template, request
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..services import audit, stats
 from ..services.errors import ValidationError
 from . import bp, charts, exports
@@ -32,7 +32,7 @@ def view_args() -> tuple[stats.Period, stats.Filters, dict[str, Any], dict[str, 
         errors.update(exc.errors)
         period = stats.default_period(today())
     try:
-        filters = stats.parse_filters(db.session, values["family"], values["commune"], values["section"])
+        filters = stats.parse_filters(db_session(), values["family"], values["commune"], values["section"])
     except ValidationError as exc:
         errors.update(exc.errors)
         filters = stats.Filters()
@@ -89,7 +89,7 @@ def _options(names: lb.Names, d: stats.Dashboard) -> dict[str, list[tuple[str, s
 @roles_required(STATISTICS)
 def statistics() -> str:
     period, filters, errors, values = view_args()
-    d = stats.dashboard(db.session, period, filters, today())
+    d = stats.dashboard(db_session(), period, filters, today())
     names = lb.Names()
     if not values["from"] and not values["to"]:
         values["from"], values["to"] = stats.month_label(period.first), stats.month_label(period.last)
@@ -106,7 +106,7 @@ def _export_args(period: stats.Period, filters: stats.Filters) -> dict[str, str]
 
 def _audit_export(period: stats.Period, filters: stats.Filters, fmt: str) -> None:
     """An export leaves the workspace: who took which figures is kept."""
-    audit.record(db.session, staff_user(), audit.STATS_EXPORTED, format=fmt, **_export_args(period, filters))
+    audit.record(db_session(), staff_user(), audit.STATS_EXPORTED, format=fmt, **_export_args(period, filters))
     db.session.commit()
 
 
@@ -118,7 +118,7 @@ def _filename(period: stats.Period, ext: str) -> str:
 @roles_required(STATISTICS)
 def export_csv() -> Response:
     period, filters, _errors, _values = view_args()
-    d = stats.dashboard(db.session, period, filters, today())
+    d = stats.dashboard(db_session(), period, filters, today())
     body = exports.csv_text(d, lb.Names())
     _audit_export(period, filters, "csv")
     return Response(body.encode("utf-8-sig"), mimetype="text/csv",
@@ -129,7 +129,7 @@ def export_csv() -> Response:
 @roles_required(STATISTICS)
 def export_xlsx() -> Response:
     period, filters, _errors, _values = view_args()
-    d = stats.dashboard(db.session, period, filters, today())
+    d = stats.dashboard(db_session(), period, filters, today())
     body = exports.xlsx_bytes(d, lb.Names())
     _audit_export(period, filters, "xlsx")
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

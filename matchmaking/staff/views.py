@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import FollowUp, Frequency, Listing, MaterialFamily, Role, Unit, utcnow
 from ..services import audit, facilitation
 from ..services.errors import Conflict, ValidationError
@@ -31,14 +31,14 @@ def home() -> Response:
 @roles_required(FACILITATION)
 def queue() -> str:
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    items, total = facilitation.queue(db.session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    items, total = facilitation.queue(db_session(), limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     # The queue names the firms behind anonymous listings: the look is audited, like a match's.
-    audit.record(db.session, staff_user(), audit.MATCHES_LISTED, page="queue",
+    audit.record(db_session(), staff_user(), audit.MATCHES_LISTED, page="queue",
                  match_ids=audit.ids(item.match for item in items))
     db.session.commit()
     return render_template("staff/queue.html", items=items, total=total, page=page,
                            pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-                           counts=facilitation.follow_up_counts(db.session),
+                           counts=facilitation.follow_up_counts(db_session()),
                            labels=facilitation.FOLLOW_UP_LABELS)
 
 
@@ -47,20 +47,20 @@ def queue() -> str:
 def pipeline() -> str:
     wanted = request.args.get("status")
     status = FollowUp(wanted) if wanted in {s.value for s in FollowUp} else None
-    matches = facilitation.pipeline(db.session, follow_up=status)
-    audit.record(db.session, staff_user(), audit.MATCHES_LISTED, page="follow-up", match_ids=audit.ids(matches))
+    matches = facilitation.pipeline(db_session(), follow_up=status)
+    audit.record(db_session(), staff_user(), audit.MATCHES_LISTED, page="follow-up", match_ids=audit.ids(matches))
     db.session.commit()
     return render_template("staff/pipeline.html", matches=matches,
-                           status=status, counts=facilitation.follow_up_counts(db.session),
+                           status=status, counts=facilitation.follow_up_counts(db_session()),
                            labels=facilitation.FOLLOW_UP_LABELS, order=[*facilitation.FOLLOW_UP_ORDER,
                                                                         FollowUp.dropped])
 
 
 def _match_page(match_id: int, *, errors: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
                 status: int = 200) -> tuple[str, int]:
-    match = facilitation.open_match(db.session, staff_user(), match_id)
+    match = facilitation.open_match(db_session(), staff_user(), match_id)
     db.session.commit()  # the audit row of this look stays even if the page fails later
-    return render_template("staff/match.html", match=match, notes=facilitation.notes(db.session, match),
+    return render_template("staff/match.html", match=match, notes=facilitation.notes(db_session(), match),
                            labels=facilitation.FOLLOW_UP_LABELS,
                            order=[*facilitation.FOLLOW_UP_ORDER, FollowUp.dropped],
                            errors=errors or {}, values=values or {}), status
@@ -86,7 +86,7 @@ def _load(match_id: int) -> Any:
 def introduce(match_id: int) -> Any:
     found = _load(match_id)
     try:
-        made = facilitation.introduce(db.session, found, staff_user(), request.form.get("message"))
+        made = facilitation.introduce(db_session(), found, staff_user(), request.form.get("message"))
     except ValidationError as exc:
         db.session.rollback()
         return _match_page(match_id, errors=exc.errors, values=dict(request.form), status=422)
@@ -104,7 +104,7 @@ def introduce(match_id: int) -> Any:
 def add_note(match_id: int) -> Any:
     found = _load(match_id)
     try:
-        facilitation.add_note(db.session, found, staff_user(), request.form.get("text"))
+        facilitation.add_note(db_session(), found, staff_user(), request.form.get("text"))
     except ValidationError as exc:
         db.session.rollback()
         return _match_page(match_id, errors=exc.errors, values=dict(request.form), status=422)
@@ -118,7 +118,7 @@ def add_note(match_id: int) -> Any:
 def follow_up(match_id: int) -> Any:
     found = _load(match_id)
     try:
-        facilitation.set_follow_up(db.session, found, staff_user(), request.form.get("follow_up"),
+        facilitation.set_follow_up(db_session(), found, staff_user(), request.form.get("follow_up"),
                                    request.form.get("reason"))
     except ValidationError as exc:
         db.session.rollback()
@@ -135,16 +135,16 @@ def follow_up(match_id: int) -> Any:
 @roles_required(FACILITATION)
 def firms() -> str:
     q = request.args.get("q", "")
-    return render_template("staff/firms.html", firms=facilitation.firms(db.session, q), q=q)
+    return render_template("staff/firms.html", firms=facilitation.firms(db_session(), q), q=q)
 
 
 @bp.get("/firms/<int(max=2147483647):firm_id>")
 @roles_required(FACILITATION)
 def firm(firm_id: int) -> str:
-    found = facilitation.firm(db.session, firm_id)
-    listings = facilitation.firm_listings(db.session, found)
+    found = facilitation.firm(db_session(), firm_id)
+    listings = facilitation.firm_listings(db_session(), found)
     # Contacts, sites and every listing, anonymous ones included: what other firms may not see.
-    audit.record(db.session, staff_user(), audit.FIRM_VIEWED, "firm", found.id, listing_ids=audit.ids(listings))
+    audit.record(db_session(), staff_user(), audit.FIRM_VIEWED, "firm", found.id, listing_ids=audit.ids(listings))
     db.session.commit()
     return render_template("staff/firm.html", firm=found, listings=listings)
 
@@ -174,12 +174,12 @@ def _listing_data() -> dict[str, Any]:
 @bp.route("/firms/<int(max=2147483647):firm_id>/listings/new", methods=["GET", "POST"])
 @roles_required(FACILITATION)
 def new_listing(firm_id: int) -> Any:
-    found = facilitation.firm(db.session, firm_id)
+    found = facilitation.firm(db_session(), firm_id)
     if request.method == "GET":
         return render_template("staff/listing_form.html", firm=found, listing=None, values={"kind": "offer"},
                                errors={}, **_form_options())
     try:
-        listing = facilitation.create_listing_for(db.session, staff_user(), found, _listing_data(),
+        listing = facilitation.create_listing_for(db_session(), staff_user(), found, _listing_data(),
                                                   publish=request.form.get("publish", "on") == "on")
     except ValidationError as exc:
         db.session.rollback()
@@ -201,14 +201,14 @@ def edit_listing(listing_id: int) -> Any:
         values.update(kind=listing.kind.value, unit=listing.unit.value, frequency=listing.frequency.value,
                       anonymous="on" if listing.anonymous else "")
         values = {k: ("" if v is None else v) for k, v in values.items()}
-        audit.record(db.session, staff_user(), audit.LISTING_VIEWED, "listing", listing.id, firm_id=listing.firm_id)
+        audit.record(db_session(), staff_user(), audit.LISTING_VIEWED, "listing", listing.id, firm_id=listing.firm_id)
         db.session.commit()
         return render_template("staff/listing_form.html", firm=listing.firm, listing=listing, values=values,
                                errors={}, **_form_options())
     data = _listing_data()
     data.pop("kind", None)  # an offer stays an offer
     try:
-        facilitation.update_listing_for(db.session, staff_user(), listing, data)
+        facilitation.update_listing_for(db_session(), staff_user(), listing, data)
     except ValidationError as exc:
         db.session.rollback()
         return render_template("staff/listing_form.html", firm=listing.firm, listing=listing,
@@ -221,7 +221,7 @@ def edit_listing(listing_id: int) -> Any:
 @bp.get("/reminders")
 @roles_required(FACILITATION)
 def reminders() -> str:
-    due = facilitation.listings_due_for_reminder(db.session, utcnow())
-    audit.record(db.session, staff_user(), audit.LISTINGS_LISTED, page="reminders", listing_ids=audit.ids(due))
+    due = facilitation.listings_due_for_reminder(db_session(), utcnow())
+    audit.record(db_session(), staff_user(), audit.LISTINGS_LISTED, page="reminders", listing_ids=audit.ids(due))
     db.session.commit()
     return render_template("staff/reminders.html", due=due, last_confirmed=facilitation.last_confirmed)

@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
-from ..extensions import account_sign_in_limit, db, limiter, login_manager
+from ..extensions import account_sign_in_limit, db, db_session, limiter, login_manager
 from ..models import User, UserSession
 from ..services import accounts
 from ..services.errors import ValidationError
@@ -46,13 +46,13 @@ def _cookie_name() -> str:
     return str(current_app.config["LOGIN_COOKIE_NAME"])
 
 
-@login_manager.request_loader
+@login_manager.request_loader  # type: ignore[untyped-decorator]  # Flask-Login ships no type hints
 def load_from_cookie(req: Any) -> Account | None:
     secret = req.cookies.get(_cookie_name())
     if not secret:
         return None
     config = current_app.config
-    row = accounts.load_session(db.session, secret, max_days=config["LOGIN_SESSION_DAYS"],
+    row = accounts.load_session(db_session(), secret, max_days=config["LOGIN_SESSION_DAYS"],
                                 idle_days=config["LOGIN_IDLE_DAYS"])
     if row is None:
         g.drop_login_cookie = True
@@ -93,7 +93,7 @@ def _start(response: Response, user: User) -> Response:
     session.clear()  # no CSRF token or other value from before signing in survives
     if lang:
         session["lang"] = lang
-    secret, _row = accounts.start_session(db.session, user, ip=request.remote_addr,
+    secret, _row = accounts.start_session(db_session(), user, ip=request.remote_addr,
                                           user_agent=request.headers.get("User-Agent"))
     db.session.commit()
     config = current_app.config
@@ -129,7 +129,7 @@ def sign_in() -> Any:
         return render_template("auth/sign_in.html", values={"next": next_url}, errors={})
     values = form_values()
     try:
-        user = accounts.sign_in(db.session, request.form.get("email"), request.form.get("password"))
+        user = accounts.sign_in(db_session(), request.form.get("email"), request.form.get("password"))
     except ValidationError as exc:
         return invalid("auth/sign_in.html", exc, values)
     return _start(redirect(safe_next(next_url, home_url(user))), user)
@@ -137,7 +137,7 @@ def sign_in() -> Any:
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    accounts.end_session(db.session, request.cookies.get(_cookie_name()))
+    accounts.end_session(db_session(), request.cookies.get(_cookie_name()))
     db.session.commit()
     logout_user()
     lang = session.get("lang")
@@ -163,7 +163,7 @@ def register() -> Any:
     firm_data = commune_fields({f: request.form.get("firm_" + f, "") for f in FIRM_FIELDS})
     user_data = {f: request.form.get("user_" + f, "") for f in USER_FIELDS}
     try:
-        user = accounts.register(db.session, firm_data, user_data)
+        user = accounts.register(db_session(), firm_data, user_data)
     except ValidationError as exc:
         if "firm_commune_insee" in exc.errors:
             exc.errors["firm_commune"] = exc.errors.pop("firm_commune_insee")
@@ -181,7 +181,7 @@ def forgot_password() -> Any:
     values = form_values()
     try:
         accounts.request_password_reset(
-            db.session, request.form.get("email"),
+            db_session(), request.form.get("email"),
             # The configured address, never the request's Host header, which anyone can forge.
             link_for=lambda token: str(current_app.config["BASE_URL"]).rstrip("/")
             + url_for("web.reset_password", token=token),
@@ -196,12 +196,12 @@ def forgot_password() -> Any:
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 @limiter.limit(_register_limit, exempt_when=_not_a_submission)
 def reset_password(token: str) -> Any:
-    if accounts.find_reset(db.session, token) is None:
+    if accounts.find_reset(db_session(), token) is None:
         return render_template("auth/reset.html", expired=True, values={}, errors={}), 404
     if request.method == "GET":
         return render_template("auth/reset.html", expired=False, values={}, errors={})
     try:
-        user = accounts.reset_password(db.session, token, request.form.get("password"),
+        user = accounts.reset_password(db_session(), token, request.form.get("password"),
                                        request.form.get("password_confirm"))
     except ValidationError as exc:
         return invalid("auth/reset.html", exc, {}, expired=False)
@@ -216,7 +216,7 @@ def account() -> Any:
     if request.method == "GET":
         return form_page("auth/account.html")
     try:
-        accounts.change_password(db.session, current_user.user, request.form.get("current_password"),
+        accounts.change_password(db_session(), current_user.user, request.form.get("current_password"),
                                  request.form.get("password"), request.form.get("password_confirm"),
                                  keep_session=current_user.session_id)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import Firm, Role, User
 from ..services import visibility
 from ..services.errors import ValidationError
@@ -37,7 +37,7 @@ def my_firm() -> Firm:
 def audience() -> visibility.Audience:
     """What the current viewer may see; built once per request."""
     if "audience" not in g:
-        g.audience = visibility.audience(db.session, user())
+        g.audience = visibility.audience(db_session(), user())
     return cast(visibility.Audience, g.audience)
 
 

@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..services import sites as site_service
 from ..services.errors import Conflict, ValidationError
 from . import bp
@@ -33,7 +33,7 @@ def firm_edit() -> Any:
         return render_template("firm/edit.html", firm=firm, values=values, errors={})
     values = form_values()
     try:
-        site_service.update_firm(db.session, firm, {f: request.form.get(f, "") for f in PROFILE_FIELDS})
+        site_service.update_firm(db_session(), firm, {f: request.form.get(f, "") for f in PROFILE_FIELDS})
     except ValidationError as exc:
         return invalid("firm/edit.html", exc, values, firm=firm)
     db.session.commit()
@@ -59,7 +59,7 @@ def site_new() -> Any:
         return render_template("firm/site.html", firm=firm, site=None, values={}, errors={})
     values = form_values()
     try:
-        site_service.add_site(db.session, firm, _site_data())
+        site_service.add_site(db_session(), firm, _site_data())
     except ValidationError as exc:
         return invalid("firm/site.html", _site_errors(exc), values, firm=firm, site=None)
     db.session.commit()
@@ -85,7 +85,7 @@ def site_edit(site_id: int) -> Any:
         return render_template("firm/site.html", firm=firm, site=site, values=values, errors={})
     values = form_values()
     try:
-        site_service.update_site(db.session, site, _site_data())
+        site_service.update_site(db_session(), site, _site_data())
     except ValidationError as exc:
         return invalid("firm/site.html", _site_errors(exc), values, firm=firm, site=site)
     db.session.commit()
@@ -96,7 +96,7 @@ def site_edit(site_id: int) -> Any:
 @bp.post("/firm/sites/<int:site_id>/main")
 @firm_required
 def site_main(site_id: int) -> Response:
-    site_service.make_main(db.session, _my_site(site_id))
+    site_service.make_main(db_session(), _my_site(site_id))
     db.session.commit()
     flash(_l("This site is now your main site."), "success")
     return redirect(url_for("web.firm_profile"))
@@ -106,7 +106,7 @@ def site_main(site_id: int) -> Response:
 @firm_required
 def site_delete(site_id: int) -> Response:
     try:
-        site_service.delete_site(db.session, _my_site(site_id))
+        site_service.delete_site(db_session(), _my_site(site_id))
     except Conflict as exc:
         db.session.rollback()
         flash(str(exc.args[0]), "error")

@@ -11,7 +11,7 @@ from sqlalchemy import func, not_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import Kind, Listing, ListingStatus, LowCode, Match, MatchStatus, MaterialFamily
 from ..services import imports, queries, visibility
 from ..services import listings as listing_service
@@ -110,7 +110,7 @@ def listing_new() -> Any:
     values = form_values()
     publish = request.form.get("action") != "draft"
     try:
-        listing = listing_service.create_listing(db.session, firm, _form_data(), publish=publish)
+        listing = listing_service.create_listing(db_session(), firm, _form_data(), publish=publish)
     except ValidationError as exc:
         db.session.rollback()
         return _form(values, exc.errors, None, 422)
@@ -126,12 +126,12 @@ def listing_new() -> Any:
 @bp.route("/listings/<int:listing_id>/edit", methods=["GET", "POST"])
 @firm_required
 def listing_edit(listing_id: int) -> Any:
-    listing = visibility.own_listing(db.session, user(), listing_id)
+    listing = visibility.own_listing(db_session(), user(), listing_id)
     if request.method == "GET":
         return _form(_values(listing), {}, listing)
     values = form_values()
     try:
-        listing_service.update_listing(db.session, listing, _form_data())
+        listing_service.update_listing(db_session(), listing, _form_data())
     except ValidationError as exc:
         db.session.rollback()
         return _form(values, exc.errors, listing, 422)
@@ -143,11 +143,11 @@ def listing_edit(listing_id: int) -> Any:
 @bp.post("/listings/<int:listing_id>/status")
 @firm_required
 def listing_status(listing_id: int) -> Response:
-    listing = visibility.own_listing(db.session, user(), listing_id)
+    listing = visibility.own_listing(db_session(), user(), listing_id)
     status = STATUS_ACTIONS.get(request.form.get("action", ""))
     if status is None:
         abort(400)
-    listing_service.set_status(db.session, listing, status)
+    listing_service.set_status(db_session(), listing, status)
     db.session.commit()
     messages = {
         ListingStatus.published: _l("Your listing is published."),
@@ -163,7 +163,7 @@ def listing_status(listing_id: int) -> Response:
 @bp.get("/listings/<int:listing_id>")
 @firm_required
 def listing_detail(listing_id: int) -> str:
-    listing = visibility.visible_listing(db.session, user(), listing_id)
+    listing = visibility.visible_listing(db_session(), user(), listing_id)
     seen = audience()
     view = seen.view(listing)
     firm = my_firm()
@@ -234,7 +234,7 @@ def listing_import() -> Any:
     max_bytes = int(current_app.config["IMPORT_MAX_BYTES"])
     content = upload.stream.read(max_bytes + 1)
     report = imports.import_listings(
-        db.session, my_firm(), upload.filename, content, valid_only=values["mode"] == "valid",
+        db_session(), my_firm(), upload.filename, content, valid_only=values["mode"] == "valid",
         max_bytes=max_bytes, max_rows=int(current_app.config["IMPORT_MAX_ROWS"]),
     )
     if report.written:

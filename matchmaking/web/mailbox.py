@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import User
 from ..services import audit, delivery, preferences
 
@@ -35,10 +35,10 @@ def mailbox() -> ResponseReturnValue:
         if hasattr(current_app, "login_manager"):
             return current_app.login_manager.unauthorized()  # type: ignore[no-any-return]
         abort(404)
-    messages = delivery.mailbox_for(db.session, user)
+    messages = delivery.mailbox_for(db_session(), user)
     others = [m for m in messages if m.to != user.email]
     if others:  # an administrator reading other people's e-mails (reset links included): audited
-        audit.record(db.session, user, audit.MAILBOX_VIEWED, message_ids=audit.ids(others))
+        audit.record(db_session(), user, audit.MAILBOX_VIEWED, message_ids=audit.ids(others))
         db.session.commit()
     opened = request.args.get("m", type=int)
     return render_template("mailbox/mailbox.html", messages=messages, opened=opened,
@@ -48,12 +48,12 @@ def mailbox() -> ResponseReturnValue:
 @bp.route("/notifications/desabonnement/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str) -> ResponseReturnValue:
     """GET asks for confirmation; POST (the button, or a mail client's RFC 8058 one-click) stops e-mails."""
-    user = preferences.user_for_token(db.session, token, current_app.config["SECRET_KEY"])
+    user = preferences.user_for_token(db_session(), token, current_app.config["SECRET_KEY"])
     if user is None:
         abort(404)
     done = False
     if request.method == "POST":
-        preferences.unsubscribe(db.session, user)
+        preferences.unsubscribe(db_session(), user)
         db.session.commit()
         done = True
     return render_template("mailbox/unsubscribe.html", user=user, done=done, token=token)

@@ -13,7 +13,7 @@ from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import Decision, Firm, Listing, Match, MatchStatus, Notification, Site
 from ..services import decisions, queries, visibility
 from ..services import notifications as notification_service
@@ -133,12 +133,12 @@ def inbox() -> str:
 
 
 def _match(match_id: int) -> Match:
-    return decisions.match_for(db.session, user(), match_id)  # NotFound (404) unless my firm is a party
+    return decisions.match_for(db_session(), user(), match_id)  # NotFound (404) unless my firm is a party
 
 
 @bp.get("/matches/<int:match_id>")
 @firm_required
-def match_detail(match_id: int) -> str:
+def match_detail(match_id: int) -> str | tuple[str, int]:
     match = _match(match_id)
     viewer = user()
     assert viewer is not None
@@ -147,12 +147,12 @@ def match_detail(match_id: int) -> str:
         Notification.user_id == viewer.id, Notification.match_id == match.id, Notification.read_at.is_(None)))
     ids = list(unread)
     if ids:
-        notification_service.mark_read(db.session, viewer, ids)
+        notification_service.mark_read(db_session(), viewer, ids)
         db.session.commit()
     return _detail(match, {}, {})
 
 
-def _detail(match: Match, values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> Any:
+def _detail(match: Match, values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> str | tuple[str, int]:
     current = row(match, my_firm())
     data = audience().explanation(match.explanation, current.other, current.distance_km)
     page = render_template(
@@ -175,7 +175,7 @@ def match_decision(match_id: int) -> Response:
     current_user = user()
     assert current_user is not None
     try:
-        match = decisions.decide(db.session, match, current_user, chosen)
+        match = decisions.decide(db_session(), match, current_user, chosen)
     except Conflict as exc:
         db.session.rollback()
         flash(str(exc.args[0]) if exc.args else _l("Not possible now."), "error")
@@ -201,7 +201,7 @@ def match_exchange(match_id: int) -> Any:
     current_user = user()
     assert current_user is not None
     try:
-        decisions.record_exchange(db.session, match, current_user, {
+        decisions.record_exchange(db_session(), match, current_user, {
             "quantity": request.form.get("quantity"), "unit": request.form.get("unit"),
             "date": request.form.get("date"),
         })
@@ -241,7 +241,7 @@ def notice_text(notification: Notification) -> str:
 def notifications() -> str:
     current_user = user()
     assert current_user is not None
-    items = notification_service.for_user(db.session, current_user, limit=100)
+    items = notification_service.for_user(db_session(), current_user, limit=100)
     return render_template("matches/notifications.html", items=items, notice_text=notice_text)
 
 
@@ -252,7 +252,7 @@ def notifications_read() -> Response:
     assert current_user is not None
     raw = request.form.get("id")
     ids = [int(raw)] if raw and raw.isdigit() else None
-    notification_service.mark_read(db.session, current_user, ids)
+    notification_service.mark_read(db_session(), current_user, ids)
     db.session.commit()
     target = request.form.get("go")
     if ids and target and target.isdigit():

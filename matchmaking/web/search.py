@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from ..extensions import db
+from ..extensions import db, db_session
 from ..models import Kind, Match, MaterialFamily
 from ..services import queries
 from ..services import validation as v
@@ -68,7 +68,7 @@ def _hits(q: str, kind: str | None, family: str | None, lat: float, lon: float, 
 
     seen = audience()
     lang = str(get_locale() or "fr")
-    found = matching.search(db.session, q=q, kind=kind, lat=lat, lon=lon, radius_km=radius, family=family,
+    found = matching.search(db_session(), q=q, kind=kind, lat=lat, lon=lon, radius_km=radius, family=family,
                             k=MAX_RESULTS, exclude_firm_id=firm_id)
     listing_ids = [hit.listing.id for hit in found]
     # The matches my firm already has with these listings: the way to act on a result.

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ..extensions import csrf, db
+from ..extensions import csrf, db, db_session
 from ..services import audit, visibility
 from ..services.errors import Conflict, NotFound
 from . import bp
@@ -78,10 +78,10 @@ def security_headers(response: Response) -> Response:
 @bp.after_app_request
 def audit_disclosures(response: Response) -> Response:
     """Anonymous listings a facilitator or administrator saw in full (a page, the API): one audit row."""
-    shown = visibility.take_disclosed(db.session)
+    shown = visibility.take_disclosed(db_session())
     if shown and response.status_code < 400:
         actor = g.get("api_user") or user()
-        audit.record(db.session, actor, audit.LISTINGS_DISCLOSED, "listing", listing_ids=sorted(shown),
+        audit.record(db_session(), actor, audit.LISTINGS_DISCLOSED, "listing", listing_ids=sorted(shown),
                      endpoint=request.endpoint)
         db.session.commit()
     return response
