@@ -21,6 +21,7 @@ from celery.schedules import crontab
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy.session import Session as FlaskSession
 from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
 from kombu.transport.sqlalchemy import Channel as SQLAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 from kombu.utils.encoding import bytes_to_str
@@ -134,6 +135,36 @@ def _tables(conn: Any) -> set[str]:
 
 
 TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "matchmaking.celery:EmbeddedTransport"
+
+
+class RedisQoS(kombu_redis.QoS):
+    """kombu's, except that Redis going away while a task runs does not end the worker.
+
+    kombu closes the channel after its connection is gone, and putting the task's message back
+    then fails on that missing connection (AttributeError); Celery calls it an unrecoverable error
+    and the worker exits. The message is still in Redis's unacknowledged set, which kombu puts back
+    after the visibility timeout, and the outbox sweep publishes its row again anyway."""
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        try:
+            return super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        except AttributeError:
+            if getattr(self.channel.connection, "client", None) is not None:
+                raise
+            log.warning("broker connection gone: %s unacknowledged message(s) left for redelivery",
+                        len(self._delivered))
+            return None
+
+
+class RedisChannel(kombu_redis.Channel):
+    QoS = RedisQoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = RedisChannel
+
+
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "matchmaking.celery:RedisTransport"
 
 
 def broker_url(config: Any, instance_path: str) -> str:

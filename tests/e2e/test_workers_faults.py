@@ -110,8 +110,10 @@ def test_redis_down_while_listings_are_created(redis_server: RedisServer, rig_fa
     smtp = SmtpSink().start()
     try:
         rig = rig_factory(redis_server.url, smtp, hooks)
-        rig.worker()
+        worker = rig.worker()
         rig.setup_firms(50)
+        # Redis goes away from a running service, not from a worker still starting up.
+        worker.scheduling()
         redis_server.stop()
         started = time.monotonic()
         for i in range(50):
@@ -123,7 +125,10 @@ def test_redis_down_while_listings_are_created(redis_server: RedisServer, rig_fa
             assert len(session.scalars(select(Listing.id)).all()) == 100
         time.sleep(2)
         redis_server.start()
-        wait_until(lambda: rig.settled(emails=100, webhooks=50), 150, 0.5, what="delivery after Redis is back")
+        try:
+            wait_until(lambda: rig.settled(emails=100, webhooks=50), 150, 0.5, what="delivery after Redis is back")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {rig.tally()} {rig.statuses()}\n{worker.log()[-4000:]}") from None
         time.sleep(1)
         tally = rig.tally() | {"seconds_to_create_100_while_down": round(created_in, 1)}
         report("redis stopped during 100 publications", tally)
@@ -131,6 +136,36 @@ def test_redis_down_while_listings_are_created(redis_server: RedisServer, rig_fa
         assert tally["emails_lost"] == tally["emails_doubled"] == 0
         assert tally["webhooks_lost"] == tally["webhooks_doubled"] == 0
         assert created_in < 60
+    finally:
+        smtp.stop()
+
+
+def test_redis_down_while_a_delivery_is_in_progress(redis_server: RedisServer, rig_factory: Any, hooks: Any) -> None:
+    # The worker holds unacknowledged messages when Redis goes; it must stay up and lose nothing.
+    smtp = SmtpSink(delay=1.0).start()
+    try:
+        rig = rig_factory(redis_server.url, smtp, hooks)
+        worker = rig.worker()
+        rig.setup_firms(4)
+        for i in range(4):
+            rig.publish_pair(i)
+        wait_until(lambda: smtp.active_peers, 30, 0.05, "a delivery in progress")
+        in_flight = len(smtp.active_peers)
+        redis_server.stop()
+        time.sleep(2)
+        redis_server.start()
+        try:
+            wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, 0.5, what="delivery after Redis is back")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {rig.tally()} {rig.statuses()}\n{worker.log()[-4000:]}") from None
+        time.sleep(1)
+        tally = rig.tally() | {"in_flight_when_redis_stopped": in_flight}
+        report("redis stopped during a delivery", tally)
+        assert worker.process is not None and worker.process.poll() is None, "the worker exited"
+        assert tally["emails_lost"] == 0 and tally["webhooks_lost"] == 0 and tally["failed_rows"] == 0
+        # A task running when the connection drops is cancelled and delivered again: the e-mails the
+        # server was taking may arrive twice (with the same Message-ID), nothing else.
+        assert tally["emails_doubled"] <= in_flight and tally["webhooks_doubled"] == 0
     finally:
         smtp.stop()
 

@@ -317,6 +317,11 @@ class Worker:
     def pool_children(self) -> list[int]:
         return _children(self.pid)
 
+    def scheduling(self) -> Worker:
+        """Wait for the embedded scheduler's first tick: the worker is then fully up, not starting."""
+        wait_until(lambda: b"Sending due task" in self.log_path.read_bytes(), 30, 0.2, "the scheduler's first tick")
+        return self
+
     def kill_parent(self) -> None:
         os.kill(self.pid, signal.SIGKILL)
         assert self.process is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kombu import Connection
 from sqlalchemy import create_engine, text
 
@@ -124,3 +125,21 @@ def test_losing_the_race_to_create_a_queue_keeps_the_channel(tmp_path: Path, mon
     monkeypatch.setattr(Channel, "_get_or_create", racing)
     got = _publish_and_consume(url, sent=2, taken=2)
     assert lost == ["mm-test"] and [g["n"] for g in got] == [0, 1]
+
+
+def test_a_channel_closed_after_redis_went_away_does_not_end_the_worker() -> None:
+    # kombu puts a channel's unacknowledged messages back when it closes; once the connection is
+    # gone that fails with AttributeError, which Celery treats as unrecoverable (the worker exits).
+    connection = Connection("redis://127.0.0.1:6379/15", transport=mm_celery.RedisTransport)
+    channel = connection.channel()
+    try:
+        channel.qos._delivered["tag"] = object()
+        channel._pool = None
+        channel.connection.client = None  # what kombu leaves once Redis dropped the connection
+        assert channel.qos.restore_unacked() is None
+        channel.connection.client = connection
+        with pytest.raises(AttributeError):  # any other AttributeError is still worth seeing
+            channel.qos.restore_unacked(client=object())
+    finally:
+        channel.qos._delivered.clear()  # nothing for kombu's exit hook to put back
+        connection.release()
