@@ -29,7 +29,7 @@ def test_redis_broker_delivers_every_email_and_webhook_once(tmp_path: Path, redi
             rig.setup_firms(4)
             for i in range(4):
                 rig.publish_pair(i)
-            wait_until(lambda: rig.settled(emails=8, webhooks=4), 60, what="deliveries")
+            rig.wait_settled(8, 4, 60, "deliveries")
             tally = rig.tally()
             report("redis", tally)
             assert tally["emails_owed"] == 8 and tally["webhooks_owed"] == 4
@@ -107,7 +107,7 @@ def test_a_need_matching_several_offers_is_one_email_per_recipient(tmp_path: Pat
             with rig.db() as session:
                 make_listing(session, session.get(Firm, buyer_id), kind="need", title="Copeaux de hêtre")
                 session.commit()
-            wait_until(lambda: rig.settled(emails=6, webhooks=1), 60, what="deliveries")
+            rig.wait_settled(6, 1, 60, "deliveries")
             time.sleep(1.5)
             per_address = Counter(to for _, to in smtp.received)
             assert per_address == Counter({"achat@example.fr": 1, "direction@example.fr": 1,

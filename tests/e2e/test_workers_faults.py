@@ -68,7 +68,7 @@ def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_f
         for _ in range(2):
             _kill_a_delivering_child(rig, smtp, worker, killed)
             kills += 1
-        wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, what="recovery")
+        rig.wait_settled(8, 4, 90, "recovery")
         time.sleep(1)
         tally = rig.tally() | {"kills": kills}
         report(f"kill -9 worker child ({'after' if accepted else 'before'} the server kept the message)", tally)
@@ -81,20 +81,25 @@ def test_killing_a_worker_child_during_delivery(redis_server: RedisServer, rig_f
         smtp.stop()
 
 
+def _deliveries_in_flight(rig: Any, smtp: SmtpSink) -> int:
+    """Four pairs published, their e-mails going to a slow SMTP server: how many it is taking."""
+    rig.setup_firms(4)
+    for i in range(4):
+        rig.publish_pair(i)
+    wait_until(lambda: smtp.active_peers, 30, 0.05, "a delivery in progress")
+    return len(smtp.active_peers)
+
+
 def test_killing_the_worker_parent_then_starting_another(redis_server: RedisServer, rig_factory: Any,
                                                           hooks: Any) -> None:
     smtp = SmtpSink(delay=1.0).start()
     try:
         rig = rig_factory(redis_server.url, smtp, hooks)
         worker = rig.worker()
-        rig.setup_firms(4)
-        for i in range(4):
-            rig.publish_pair(i)
-        wait_until(lambda: smtp.active_peers, 30, 0.05, "a delivery in progress")
-        in_flight = len(smtp.active_peers)
+        in_flight = _deliveries_in_flight(rig, smtp)
         worker.kill_parent()
         rig.worker()
-        wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, what="recovery")
+        rig.wait_settled(8, 4, 90, "recovery")
         time.sleep(1)
         tally = rig.tally() | {"in_flight_at_kill": in_flight}
         report("kill -9 worker parent", tally)
@@ -125,10 +130,7 @@ def test_redis_down_while_listings_are_created(redis_server: RedisServer, rig_fa
             assert len(session.scalars(select(Listing.id)).all()) == 100
         time.sleep(2)
         redis_server.start()
-        try:
-            wait_until(lambda: rig.settled(emails=100, webhooks=50), 150, 0.5, what="delivery after Redis is back")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {rig.tally()} {rig.statuses()}\n{worker.log()[-4000:]}") from None
+        rig.wait_settled(100, 50, 150, "delivery after Redis is back", interval=0.5)
         time.sleep(1)
         tally = rig.tally() | {"seconds_to_create_100_while_down": round(created_in, 1)}
         report("redis stopped during 100 publications", tally)
@@ -146,18 +148,11 @@ def test_redis_down_while_a_delivery_is_in_progress(redis_server: RedisServer, r
     try:
         rig = rig_factory(redis_server.url, smtp, hooks)
         worker = rig.worker()
-        rig.setup_firms(4)
-        for i in range(4):
-            rig.publish_pair(i)
-        wait_until(lambda: smtp.active_peers, 30, 0.05, "a delivery in progress")
-        in_flight = len(smtp.active_peers)
+        in_flight = _deliveries_in_flight(rig, smtp)
         redis_server.stop()
         time.sleep(2)
         redis_server.start()
-        try:
-            wait_until(lambda: rig.settled(emails=8, webhooks=4), 90, 0.5, what="delivery after Redis is back")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {rig.tally()} {rig.statuses()}\n{worker.log()[-4000:]}") from None
+        rig.wait_settled(8, 4, 90, "delivery after Redis is back", interval=0.5)
         time.sleep(1)
         tally = rig.tally() | {"in_flight_when_redis_stopped": in_flight}
         report("redis stopped during a delivery", tally)
@@ -188,7 +183,7 @@ def test_smtp_server_down_then_up(redis_server: RedisServer, rig_factory: Any, h
 
         wait_until(retried, 60, 0.3, "failed attempts while the SMTP server is down")
         smtp.start()
-        wait_until(lambda: rig.settled(emails=6, webhooks=3), 60, what="delivery after SMTP is back")
+        rig.wait_settled(6, 3, 60, "delivery after SMTP is back")
         time.sleep(1)
         tally = rig.tally()
         report("SMTP down then up", tally)
@@ -207,7 +202,7 @@ def test_webhook_receiver_failing_then_recovering(redis_server: RedisServer, rig
         rig.setup_firms(3)
         for i in range(3):
             rig.publish_pair(i)
-        wait_until(lambda: rig.settled(emails=6, webhooks=3), 60, what="webhooks after the receiver recovers")
+        rig.wait_settled(6, 3, 60, "webhooks after the receiver recovers")
         time.sleep(1)
         tally = rig.tally() | {"http_500_answered": sum(1 for _, s in hooks.requests if s == 500)}
         report("webhook 500 then 200", tally)

@@ -462,6 +462,15 @@ class Rig:
         with self.db() as session:
             return Counter(str(s) for s in session.scalars(select(OutboxEvent.status)))
 
+    def wait_settled(self, emails: int, webhooks: int, timeout: float, what: str, interval: float = 0.2) -> None:
+        """Wait until ``settled``; on a timeout, say what was owed, what arrived and how the last
+        worker's log ends (a CI failure must be readable without the run's files)."""
+        try:
+            wait_until(lambda: self.settled(emails=emails, webhooks=webhooks), timeout, interval, what)
+        except AssertionError as exc:
+            log = self.workers[-1].log()[-4000:] if self.workers else ""
+            raise AssertionError(f"{exc}: {self.tally()} {self.statuses()}\n{log}") from None
+
     def settled(self, emails: int, webhooks: int) -> bool:
         owed = self.owed()
         if len(owed["email"]) < emails or len(owed["webhook"]) < webhooks:
