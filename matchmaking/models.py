@@ -381,6 +381,13 @@ class Match(Base):
     drop_reason: Mapped[str | None] = mapped_column(String(300))
     facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     introduced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the first firm to decide was shown (a rematch never rewrites it), the model that scored
+    # it, and the one-click reason of a decline (``services.decisions.DECLINE_REASONS``).
+    decided_score: Mapped[float | None]
+    decided_explanation: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    model_version: Mapped[str | None] = mapped_column(String(40))
+    offer_decline_reason: Mapped[str | None] = mapped_column(String(20))
+    need_decline_reason: Mapped[str | None] = mapped_column(String(20))
 
     offer: Mapped[Listing] = relationship(foreign_keys=[offer_id])
     need: Mapped[Listing] = relationship(foreign_keys=[need_id])
