@@ -4,9 +4,9 @@ Firms write what they have in their own words: in French or English, singular or
 without accents, with abbreviations ("pal.", "plq") and typos ("chambre a aire"). This module turns
 such text into
 
-* tokens: folded (lower case, no accents), elisions removed (l', d', qu'), stop words dropped, a
-  light plural stemming applied, known abbreviations expanded and near-miss typos corrected
-  towards the vocabulary;
+* tokens: lemmatised (simplemma, French then English, with a light plural rule behind), folded
+  (lower case, no accents), elisions removed (l', d', qu'), stop words dropped, known
+  abbreviations expanded and near-miss typos corrected towards the vocabulary;
 * concepts: canonical material and use identifiers from ``seed/vocabulary.csv`` ("sciure",
   "sawdust" and "sciure de bois" all give ``sawdust``), which is how a French offer meets an
   English need.
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import simplemma
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
@@ -351,10 +352,11 @@ _HAS_LETTER = re.compile(r"[a-z]")
 
 @functools.lru_cache(maxsize=200_000)
 def stem(token: str) -> str:
-    """A light, symmetric plural stemmer for French and English.
+    """A light, symmetric plural rule for folded words that the lemmatiser does not know.
 
-    It only has to map singular and plural to the same key ("cendres"/"cendre", "ashes"/"ash",
-    "métaux"/"métal", "batteries"/"battery"); both sides of a comparison go through it.
+    ``raw_words`` has already lemmatised the words it knows ("drêches" → "drêche", "pneus" →
+    "pneu", "métaux" → "métal", "ashes" → "ash"); what is left of a plural is a final s or x
+    ("gravats", "plaquettes"), never a French "-ches" cut as an English "-es" ("planches").
     """
     n = len(token)
     if n <= 3:
@@ -365,8 +367,6 @@ def stem(token: str) -> str:
         return token[:-3] + "al"
     if token.endswith("ies") and n > 4:
         return token[:-3] + "y"
-    if token.endswith(("ches", "shes", "sses", "xes")):
-        return token[:-2]
     if token.endswith(("ss", "us", "is")):
         return token
     if token.endswith(("s", "x")):
@@ -374,10 +374,31 @@ def stem(token: str) -> str:
     return token
 
 
+# French first: a word both languages know is read as French ("films", "cartons").
+LEMMA_LANGS = ("fr", "en")
+_WORD_SPLIT = re.compile(r"[\W_]+")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _lemma(word: str) -> tuple[str, ...]:
+    """A lower-case word as written, lemmatised with its accents (simplemma's dictionaries know
+    "drêches", not "dreches"), then folded."""
+    folded = fold(word)
+    if folded in STOP_WORDS or len(folded) <= 3 or not word.isalpha():
+        return tuple(w for w in _SPLIT.split(folded) if w)
+    lemma = fold(simplemma.lemmatize(word, lang=LEMMA_LANGS))
+    return tuple(w for w in _SPLIT.split(lemma) if w)
+
+
+def written_words(text: str) -> list[str]:
+    """Folded words as written (no lemma): what a typo is compared with ("copaux", "copeaux")."""
+    return [w for w in _SPLIT.split(_ELISION.sub(" ", fold(text))) if w]
+
+
 def raw_words(text: str) -> list[str]:
-    """Folded words with elisions removed, before stop words and stemming."""
-    folded = _ELISION.sub(" ", fold(text))
-    return [w for w in _SPLIT.split(folded) if w]
+    """Folded lemmas with elisions removed, before stop words and the plural rule."""
+    lowered = _ELISION.sub(" ", text.lower().replace("’", "'").replace("`", "'").replace("´", "'"))
+    return [w for word in _WORD_SPLIT.split(lowered) if word for w in _lemma(word)]
 
 
 def tokenize(text: str) -> list[str]:
@@ -436,14 +457,14 @@ class Vocabulary:
         self.phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.abbreviations: dict[str, tuple[str, ...]] = {}
         phrase_lists: dict[tuple[str, ...], list[str]] = {}
-        written_words: set[str] = set()
+        written: set[str] = set()
         for row in rows:
             cid = row["concept"].strip()
             kind = row["kind"].strip()
             terms_fr = [t.strip() for t in row["terms_fr"].split("|") if t.strip()]
             terms_en = [t.strip() for t in row["terms_en"].split("|") if t.strip()]
             if kind == ABBREV:
-                written_words.update(w for t in terms_fr for w in raw_words(t))
+                written.update(w for t in terms_fr for w in written_words(t))
                 if terms_fr:
                     self.abbreviations[fold(cid)] = tuple(tokenize(terms_fr[0]))
                 continue
@@ -456,7 +477,7 @@ class Vocabulary:
                 label_en=terms_en[0] if terms_en else cid,
             )
             for term in terms_fr + terms_en:
-                written_words.update(raw_words(term))
+                written.update(written_words(term))
                 key = tuple(tokenize(term))
                 if not key:
                     continue
@@ -467,7 +488,7 @@ class Vocabulary:
         self.max_phrase = max((len(k) for k in self.phrases), default=1)
         vocab_tokens = {tok for key in self.phrases for tok in key}
         vocab_tokens.update(tok for exp in self.abbreviations.values() for tok in exp)
-        self._correctable = sorted({w for w in written_words if len(w) >= 3 and w not in STOP_WORDS})
+        self._correctable = sorted({w for w in written if len(w) >= 3 and w not in STOP_WORDS})
         self.known_tokens = frozenset(vocab_tokens) | frozenset(self.abbreviations)
         self.known_tokens |= frozenset(stem(w) for w in extra_words)
         self._ancestors: dict[str, tuple[str, ...]] = {}
@@ -532,7 +553,7 @@ class Vocabulary:
         # "gomme"); a dropped, doubled or swapped letter stays a typo ("aire", "air").
         if len(word) <= 5 and len(candidate) == len(word) and sorted(candidate) != sorted(word):
             return (token,)
-        return (stem(candidate),)
+        return tuple(stem(w) for w in _lemma(candidate))
 
     def _searched(self, word: str, token: str) -> bool:
         """Whether a word that is no abbreviation is looked up among the vocabulary's words."""

@@ -7,8 +7,32 @@ def test_fold_removes_case_accents_and_ligatures() -> None:
 
 def test_tokenize_drops_elisions_stop_words_and_plurals() -> None:
     assert text.tokenize("L'huile de la friture et les cendres") == ["huile", "friture", "cendre"]
-    assert text.tokenize("ashes and batteries") == ["ash", "battery"]
-    assert text.stem("métaux") == text.stem("métal") or text.stem(text.fold("métaux")) == "metal"
+    assert text.tokenize("ashes and tyres") == ["ash", "tyre"]
+    assert text.tokenize("métaux") == text.tokenize("métal") == ["metal"]
+
+
+# Singular and plural as firms write them; the old English-minded rule merged 25 of 31.
+PLURALS = [
+    ("drêches", "drêche"), ("planches", "planche"), ("bâches", "bâche"), ("pneus", "pneu"),
+    ("résidus", "résidu"), ("cendres", "cendre"), ("métaux", "métal"), ("copeaux", "copeau"),
+    ("chutes", "chute"), ("palettes", "palette"), ("bouteilles", "bouteille"), ("chambres", "chambre"),
+    ("boues", "boue"), ("fumiers", "fumier"), ("lisiers", "lisier"), ("déchets", "déchet"),
+    ("gravats", "gravat"), ("tissus", "tissu"), ("films", "film"), ("huiles", "huile"),
+    ("cartons", "carton"), ("emballages", "emballage"), ("œufs", "œuf"), ("coquilles", "coquille"),
+    ("noyaux", "noyau"), ("journaux", "journal"), ("sciures", "sciure"), ("litières", "litière"),
+    ("ferrailles", "ferraille"), ("fûts", "fût"), ("big bags", "big bag"), ("ashes", "ash"),
+    ("tyres", "tyre"), ("pallets", "pallet"), ("sludges", "sludge"),
+]
+
+
+def test_singular_and_plural_meet() -> None:
+    apart = [(p, s) for p, s in PLURALS if text.tokenize(p) != text.tokenize(s)]
+    assert apart == []
+
+
+def test_lemmas_do_not_merge_different_words() -> None:
+    assert text.tokenize("fumer") != text.tokenize("fumier")
+    assert text.tokenize("bois") == ["bois"]
 
 
 def test_french_and_english_terms_meet_on_one_concept() -> None:
