@@ -20,10 +20,11 @@ them for thousands of pairs with sparse matrix products and a single pair gives 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from matchmaking.matching import geo, quantities, routes, taxonomy
+from matchmaking.matching import geo, law, quantities, ranker, routes, taxonomy
 from matchmaking.matching.records import NEED, OFFER, Listing
 from matchmaking.matching.text import (
     MATERIAL,
@@ -41,24 +42,41 @@ from matchmaking.matching.text import (
     seed_dir,
     split_origin,
     split_purpose,
+    tokenize,
     vocabulary,
     weighted_terms,
 )
 
 # ---------------------------------------------------------------------------------------------
-# Weights: the only place they live.
+# Weights: the material ones are learned (``ranker``, ``seed/model.json``); the context ones are a
+# stated prior, since the public exchanges the model learns from give no places or quantities.
 # ---------------------------------------------------------------------------------------------
-WEIGHTS: dict[str, float] = {
-    # material relevance (sums to 1)
-    "text": 0.30,
-    "material": 0.25,
-    "code": 0.05,
-    "route": 0.40,
-    # context (sums to 1)
-    "distance": 0.5,
-    "quantity": 0.3,
-    "availability": 0.2,
-}
+CONTEXT_WEIGHTS: dict[str, float] = {"distance": 0.5, "quantity": 0.3, "availability": 0.2}
+
+
+class _Weights(Mapping[str, float]):
+    """Every component's weight: the model's material weights (read once per seed directory),
+    then the context prior."""
+
+    def _all(self) -> dict[str, float]:
+        return _weights_of(ranker.model())
+
+    def __getitem__(self, name: str) -> float:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_of(model: ranker.Model) -> dict[str, float]:
+    return {**model.material_weights(), **CONTEXT_WEIGHTS}
+
+
+WEIGHTS: Mapping[str, float] = _Weights()
 MATERIAL_COMPONENTS = ("text", "material", "code", "route")
 CONTEXT_COMPONENTS = ("distance", "quantity", "availability")
 CONTEXT_SHARE = 0.4
@@ -71,10 +89,9 @@ P_NORM = 8.0  # smooth maximum for the material, code and route components
 FEATURE_BLOCKS = ("text", "material", "code", "route", "sector")
 CANDIDATE_BLOCKS = MATERIAL_COMPONENTS
 POWER = {"text": 1.0, "material": P_NORM, "code": P_NORM, "route": P_NORM, "sector": P_NORM}
-# Share of the route component that depends on the sector flow between the two firms, and the
-# flow assumed when either firm's sector is unknown (or knows no flows): neither a bonus nor a
-# penalty against firms whose sectors are known.
-ROUTE_SECTOR_SHARE = 0.4
+# The flow assumed when either firm's sector is unknown (or knows no flows): neither a bonus nor a
+# penalty against firms whose sectors are known. The share of the route component that depends on
+# the sector flow is learned (``ranker.Model.route_sector_share``).
 SECTOR_UNKNOWN = 0.5
 
 # Text features: how much each field counts, and the weight of a shared concept next to words.
@@ -103,6 +120,7 @@ OFFER_DECLARED_USE = 0.8  # an offer that names a use ("pour méthanisation") op
 GATE_HAZARD = "hazard"
 GATE_RADIUS = "radius"
 GATE_LOT = "lot"
+GATE_LAW = "law"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +148,10 @@ class Profile:
     frequency_code: int
     from_ordinal: float
     until_ordinal: float
+    law_facts: law.OfferFacts | None  # offers: what the law's rules read of them
+    named_uses: tuple[str, ...]  # needs: the uses they name (their words, else their sector's)
+    forbids: int  # offers: bits of the law's rules they fall under
+    use_bits: int  # needs: bits of the law's rules whose uses they name
 
     @property
     def kind(self) -> str:
@@ -155,6 +177,8 @@ class _Content:
     route_of_use: dict[str, routes.Route]
     features: dict[str, dict[str, float]]
     code_hazardous: bool
+    law_facts: law.OfferFacts | None
+    named_uses: tuple[str, ...]
 
 
 @dataclass(slots=True)  # not frozen, as ``Profile``
@@ -215,12 +239,16 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
     if purpose_a is not None:
         add_terms(purpose_a, TITLE_WEIGHT)
         concepts.extend(c for c in purpose_a.concepts if c not in concepts and not is_material(c))
+    # The title says what the material is; a material the description names in passing ("en big
+    # bag", "env. 80 % d'eau") is a material only when the title names none.
+    materials = [c for c in concepts if is_material(c)]
     if desc is not None:
         add_terms(desc, DESCRIPTION_WEIGHT)
         concepts.extend(c for c in desc.concepts if c not in concepts)
+        if not materials:
+            materials = [c for c in concepts if is_material(c)]
     if sector is not None:
         add_terms(sector, SECTOR_WEIGHT_NEED if is_need else SECTOR_WEIGHT_OFFER)
-    materials = [c for c in concepts if is_material(c)]
     text_uses = [c for c in concepts if not is_material(c)]
     for extra, weight in ((aside_a, DESCRIPTION_WEIGHT), (origin_a, ORIGIN_WEIGHT)):
         if extra is None:
@@ -336,7 +364,26 @@ def _content(
             "sector": sector_features,
         },
         code_hazardous=code_hazardous,
+        law_facts=None if is_need else law.offer_facts(
+            families, materials, codes, law.affirmed(analysis.tokens) + _sector_tokens(sector_label), nace,
+            code_hazardous,
+        ),
+        # What a need names decides what the law forbids it; its sector speaks only when it names nothing.
+        named_uses=(tuple(dict.fromkeys((*text_uses, *label_uses))) or tuple(uses)) if is_need else (),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _sector_tokens(sector_label: str) -> tuple[str, ...]:
+    return tuple(tokenize(sector_label)) if sector_label else ()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _forbids(facts: law.OfferFacts, hazardous: bool, seed: Path) -> int:
+    """Bits of the law's rules an offer falls under (the seed directory ``seed`` keys the cache)."""
+    if hazardous and not facts.hazardous:
+        facts = dataclasses.replace(facts, hazardous=True)
+    return law.rules().offer_mask(facts)
 
 
 # The parts of a profile made of its materials, codes, uses and sectors: firms with different
@@ -516,6 +563,10 @@ def build_profile(listing: Listing) -> Profile:
     is_need = listing.kind == NEED
     hazardous = bool(listing.hazardous) or (not is_need and content.code_hazardous)
     freq = quantities.normalise_frequency(listing.frequency)
+    seed = seed_dir()
+    facts = content.law_facts
+    if facts is not None and hazardous != facts.hazardous:
+        facts = dataclasses.replace(facts, hazardous=hazardous)
     return Profile(
         listing=listing,
         analysis=content.analysis,
@@ -531,7 +582,17 @@ def build_profile(listing: Listing) -> Profile:
         frequency_code=quantities.FREQUENCY_CODES.get(freq or "", -1),
         from_ordinal=_ordinal(listing.available_from, -math.inf),
         until_ordinal=_ordinal(listing.available_until, math.inf),
+        law_facts=facts,
+        named_uses=content.named_uses,
+        forbids=0 if facts is None else _forbids(facts, hazardous, seed),
+        use_bits=_use_bits(content.named_uses, content.nace, seed) if is_need else 0,
     )
+
+
+@functools.lru_cache(maxsize=16_384)
+def _use_bits(uses: tuple[str, ...], nace: tuple[str, ...], seed: Path) -> int:
+    """Bits of the law's rules a need's uses fall under (the seed directory ``seed`` keys the cache)."""
+    return law.rules().need_mask(uses, nace)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,7 +622,7 @@ def components_from_blocks(
     ``sector_known`` is False (either side has no sector features) the flow is ``SECTOR_UNKNOWN``.
     """
     out = {name: blocks[name] for name in MATERIAL_COMPONENTS}
-    share = ROUTE_SECTOR_SHARE
+    share = ranker.model().route_sector_share()
     sector = blocks["sector"]
     if sector_known is not None:
         sector = np.where(sector_known, sector, SECTOR_UNKNOWN)
@@ -615,6 +676,8 @@ class ContextArrays:
     offer_until: NDArray[np.float64]
     need_from: NDArray[np.float64]
     need_until: NDArray[np.float64]
+    offer_forbids: NDArray[np.int64]
+    need_uses: NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,10 +687,11 @@ class ContextResult:
     gate_hazard: NDArray[np.bool_]
     gate_radius: NDArray[np.bool_]
     gate_lot: NDArray[np.bool_]
+    gate_law: NDArray[np.bool_]
 
     @property
     def allowed(self) -> NDArray[np.bool_]:
-        result: NDArray[np.bool_] = ~(self.gate_hazard | self.gate_radius | self.gate_lot)
+        result: NDArray[np.bool_] = ~(self.gate_hazard | self.gate_radius | self.gate_lot | self.gate_law)
         return result
 
 
@@ -646,6 +710,7 @@ def context_components(ctx: ContextArrays) -> ContextResult:
         gate_hazard=gate_hazard,
         gate_radius=gate_radius,
         gate_lot=~compatible,
+        gate_law=(ctx.offer_forbids & ctx.need_uses) != 0,
     )
 
 
@@ -686,6 +751,9 @@ class Explanation:
     route: dict[str, str] | None = None  # {"material", "use", "label_fr", "label_en", "source"}
     distance_km: float | None = None
     share_of_need: float | None = None
+    vetoes: list[dict[str, str]] = field(default_factory=list)  # the law's rules broken, with reasons
+    probability: float = 0.0  # the calibrated chance of a real exchange (``ranker``)
+    model_version: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -694,8 +762,11 @@ class Explanation:
             "score": self.score,
             "relevance": self.relevance,
             "context": self.context,
+            "probability": self.probability,
+            "model_version": self.model_version,
             "components": [c.to_dict() for c in self.components],
             "gates": list(self.gates),
+            "vetoes": [dict(v) for v in self.vetoes],
             "evidence": {
                 "shared_words": list(self.shared_words),
                 "shared_concepts": list(self.shared_concepts),
@@ -734,8 +805,13 @@ def describe(expl: Explanation, lang: str = "fr") -> str:
             GATE_HAZARD: ("matière dangereuse non acceptée", "hazardous material not accepted"),
             GATE_RADIUS: ("hors du rayon de recherche", "outside the search radius"),
             GATE_LOT: ("quantité insuffisante pour un lot", "too little for one lot"),
+            GATE_LAW: ("interdit par la réglementation", "forbidden by law"),
         }
-        return " · ".join(reasons[g][0 if fr else 1] for g in expl.gates)
+        said = [reasons[g][0 if fr else 1] for g in expl.gates if g != GATE_LAW]
+        said.extend(v["reason_fr" if fr else "reason_en"] for v in expl.vetoes)
+        if GATE_LAW in expl.gates and not expl.vetoes:
+            said.append(reasons[GATE_LAW][0 if fr else 1])
+        return " · ".join(said)
     vocab = vocabulary()
     if expl.shared_concepts:
         labels = ", ".join(vocab.label(c, lang) for c in expl.shared_concepts[:2])
@@ -807,6 +883,8 @@ def pair_context(offer: Profile, need: Profile) -> ContextArrays:
         offer_until=np.array([offer.until_ordinal]),
         need_from=np.array([need.from_ordinal]),
         need_until=np.array([need.until_ordinal]),
+        offer_forbids=np.array([offer.forbids], dtype=np.int64),
+        need_uses=np.array([need.use_bits], dtype=np.int64),
     )
 
 
@@ -827,6 +905,13 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
         gates.append(GATE_RADIUS)
     if bool(ctx.gate_lot[0]):
         gates.append(GATE_LOT)
+    vetoes: list[dict[str, str]] = []
+    if bool(ctx.gate_law[0]) and offer.law_facts is not None:
+        gates.append(GATE_LAW)
+        vetoes = [
+            {"rule": r.id, "reason_fr": r.reason_fr, "reason_en": r.reason_en, "reference": r.reference}
+            for r in law.rules().broken(offer.law_facts, need.named_uses, need.nace)
+        ]
     allowed = not gates
     # score = M × (1 − s) + M × s × C: the material part, then the context part.
     components: list[Component] = []
@@ -879,6 +964,7 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
         }
     km = float(pctx.distance_km[0])
     share = float(ctx.share[0])
+    model = ranker.model()
     return Explanation(
         offer_id=offer.listing.id,
         need_id=need.listing.id,
@@ -897,6 +983,9 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
         route=route_info,
         distance_km=None if math.isnan(km) else round(km, 1),
         share_of_need=None if math.isnan(share) else share,
+        vetoes=vetoes,
+        probability=float(model.probability(score)) if allowed else 0.0,
+        model_version=model.version,
     )
 
 

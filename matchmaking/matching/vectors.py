@@ -96,6 +96,8 @@ class SideMatrices:
     avail_from: FloatArray
     avail_until: FloatArray
     sector_known: NDArray[np.bool_]  # the listing has sector features (see scoring.sector_known)
+    forbids: IntArray  # offers: bits of the law's rules they fall under (``law``); needs: 0
+    uses: IntArray  # needs: bits of the law's rules whose uses they name; offers: 0
     # Derived for ``score_block``: unit vectors of the sites ((3, n), 0 where unknown), whether a site is
     # known, the cosine of the radius a little wider and a little narrower (-2 where the site is
     # unknown), the most one delivery can carry (annual tonnes, else the lot), whether any date is
@@ -140,6 +142,8 @@ class SideMatrices:
         "avail_from",
         "avail_until",
         "sector_known",
+        "forbids",
+        "uses",
     )
 
     def take(self, rows: IntArray) -> SideMatrices:
@@ -287,6 +291,8 @@ class SideMatrices:
             avail_from=np.array([p.from_ordinal for p in profiles], dtype=np.float64),
             avail_until=np.array([p.until_ordinal for p in profiles], dtype=np.float64),
             sector_known=np.array([sector_known(p) for p in profiles], dtype=bool),
+            forbids=np.array([p.forbids for p in profiles], dtype=np.int64),
+            uses=np.array([p.use_bits for p in profiles], dtype=np.int64),
         )
 
 
@@ -361,6 +367,8 @@ def context_arrays(
         offer_until=offers.avail_until[oi],
         need_from=needs.avail_from[ni],
         need_until=needs.avail_until[ni],
+        offer_forbids=offers.forbids[oi],
+        need_uses=needs.uses[ni],
     )
 
 
@@ -906,6 +914,8 @@ class Attrs:
     dated: NDArray[np.bool_]
     avail_from: FloatArray
     avail_until: FloatArray
+    forbids: IntArray
+    uses: IntArray
 
     @classmethod
     def of(cls, side: SideMatrices, rows: IntArray) -> Attrs:
@@ -922,6 +932,8 @@ class Attrs:
             dated=side.dated[rows],
             avail_from=side.avail_from[rows],
             avail_until=side.avail_until[rows],
+            forbids=side.forbids[rows],
+            uses=side.uses[rows],
         )
 
 
@@ -933,17 +945,27 @@ def surely_allowed(
     inside: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Pairs no gate can stop: surely within the radius (``inside``), not a hazardous offer to a
-    need that cannot take it, a lot the seller can fill (or unknown)."""
+    need that cannot take it, nothing the law forbids, a lot the seller can fill (or unknown)."""
     ok = inside.copy()
     haz = offers.hazardous[o_rows]
     if haz.any():
         ok &= ~(haz & ~needs.accepts[n_rows])
+    ok &= ~law_vetoed(offers, o_rows, needs, n_rows)
     n_lot = needs.lot[n_rows]
     lot = np.flatnonzero(~np.isnan(n_lot))
     if len(lot):
         with np.errstate(invalid="ignore", divide="ignore"):
             ok[lot] &= ~(offers.supply[o_rows[lot]] / n_lot[lot] < quantities.MIN_LOT_SHARE)
     return ok
+
+
+def law_vetoed(
+    offers: SideMatrices | Attrs, o_rows: IntArray, needs: SideMatrices | Attrs, n_rows: IntArray
+) -> NDArray[np.bool_]:
+    """Pairs the law forbids (``law``): a rule the offer falls under whose uses the need names."""
+    forbids = offers.forbids[o_rows]
+    result: NDArray[np.bool_] = (forbids & needs.uses[n_rows]) != 0
+    return result
 
 
 def pair_scores(
@@ -969,6 +991,7 @@ def pair_scores(
     haz = offers.hazardous[o_rows]
     if haz.any():
         allowed &= ~(haz & ~needs.accepts[n_rows])
+    allowed &= ~law_vetoed(offers, o_rows, needs, n_rows)
     qfit, compatible = _quantity_fit(offers, o_rows, needs, n_rows)
     allowed &= compatible
     avail = np.ones(n)

@@ -1,0 +1,197 @@
+"""What the law forbids, as data: ``seed/incompatibilities.csv``, each rule with its reference.
+
+A rule names what an offer is (``offer``: any of its matchers) and the uses it may never serve
+(``need_uses``). A matcher is ``family:SLUG``, ``concept:ID`` (a material the offer's words or codes
+name), ``code:PREFIX`` (a List-of-Waste code, digits only), ``word:WORD`` (a word of the offer's
+title, description or activity, read as the engine reads words), ``nace:PREFIX`` (the offer's
+firm's activity), ``hazardous``, or ``only-family:A|B`` (the offer has families, none of them
+listed); ``+`` joins matchers that must all hold, and ``!`` before one negates it. A need whose
+firm's activity starts with one of ``except_need_nace`` is exempt: a fertiliser plant or a licensed
+waste processor turns the material into something else, it does not spread or feed it.
+
+These are the only vetoes besides hazard, radius and lot: knowledge never gates a pair, the law
+does, and says why. Each side is reduced to a bit mask of rules once (the rules an offer falls
+under, the rules whose uses a need names), so the engine vetoes millions of pairs with one ``&``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+RULES_FILE = "incompatibilities.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    offer: tuple[tuple[tuple[str, str], ...], ...]  # any of: all of (kind, value)
+    uses: tuple[str, ...]
+    except_need_nace: tuple[str, ...]
+    reason_fr: str
+    reason_en: str
+    reference: str
+
+    def reason(self, lang: str = "fr") -> str:
+        return self.reason_fr if lang == "fr" else self.reason_en
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFacts:
+    """What the rules read of an offer."""
+
+    families: frozenset[str]
+    materials: frozenset[str]
+    codes: tuple[str, ...]  # compact digits
+    words: frozenset[str]
+    nace: tuple[str, ...]
+    hazardous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    rules: tuple[Rule, ...]  # rule ``i`` is bit ``1 << i``
+
+    def offer_mask(self, facts: OfferFacts) -> int:
+        """Bits of the rules the offer falls under."""
+        return sum(1 << i for i, rule in enumerate(self.rules) if _offer_matches(rule, facts))
+
+    def need_mask(self, uses: Iterable[str], nace: Sequence[str]) -> int:
+        """Bits of the rules whose uses a need names, unless its activity is exempt."""
+        named = set(uses)
+        return sum(
+            1 << i
+            for i, rule in enumerate(self.rules)
+            if named.intersection(rule.uses) and not _exempt(rule, nace)
+        )
+
+    def broken(self, facts: OfferFacts, uses: Iterable[str], nace: Sequence[str]) -> list[Rule]:
+        """The rules an offer breaks when it serves a need naming ``uses``."""
+        mask = self.offer_mask(facts) & self.need_mask(uses, nace)
+        return [rule for i, rule in enumerate(self.rules) if mask >> i & 1]
+
+
+def _digits(code: str) -> str:
+    return code.replace(".", "").strip()
+
+
+def _exempt(rule: Rule, nace: Sequence[str]) -> bool:
+    return any(_digits(code).startswith(_digits(p)) for code in nace for p in rule.except_need_nace)
+
+
+def _holds(kind: str, value: str, facts: OfferFacts) -> bool:
+    if kind == "family":
+        return value in facts.families
+    if kind == "concept":
+        return value in facts.materials
+    if kind == "code":
+        return any(code.startswith(value) for code in facts.codes)
+    if kind == "word":
+        return value in facts.words
+    if kind == "nace":
+        return any(_digits(code).startswith(_digits(value)) for code in facts.nace)
+    if kind == "hazardous":
+        return facts.hazardous
+    if kind == "only-family":
+        return bool(facts.families) and not facts.families.intersection(value.split("|"))
+    raise ValueError(f"unknown matcher {kind!r}")
+
+
+def _offer_matches(rule: Rule, facts: OfferFacts) -> bool:
+    return any(
+        all(_holds(kind[1:], value, facts) != (kind[0] == "!") for kind, value in group) for group in rule.offer
+    )
+
+
+_KINDS = frozenset({"family", "concept", "code", "word", "nace", "hazardous", "only-family"})
+
+
+def _parse_offer(text: str, rule_id: str) -> tuple[tuple[tuple[str, str], ...], ...]:
+    from matchmaking.matching.text import tokenize
+
+    groups: list[tuple[tuple[str, str], ...]] = []
+    for item in text.split():
+        group: list[tuple[str, str]] = []
+        for part in item.split("+"):
+            negated = part.startswith("!")
+            kind, _, value = part.removeprefix("!").partition(":")
+            if kind not in _KINDS:
+                raise ValueError(f"{RULES_FILE}, rule {rule_id}: unknown matcher {part!r}")
+            if kind == "word":
+                words = tokenize(value)
+                if len(words) != 1:
+                    raise ValueError(f"{RULES_FILE}, rule {rule_id}: {value!r} is not one word")
+                value = words[0]
+            group.append(("!" + kind if negated else "=" + kind, value))
+        groups.append(tuple(group))
+    return tuple(groups)
+
+
+@functools.lru_cache(maxsize=8)
+def rules_in(directory: Path) -> Rules:
+    path = directory / RULES_FILE
+    loaded: list[Rule] = []
+    if path.exists():
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                rule_id = row["rule"].strip()
+                loaded.append(
+                    Rule(
+                        id=rule_id,
+                        offer=_parse_offer(row["offer"], rule_id),
+                        uses=tuple(u.strip() for u in row["need_uses"].split("|") if u.strip()),
+                        except_need_nace=tuple(c.strip() for c in (row.get("except_need_nace") or "").split("|")
+                                               if c.strip()),
+                        reason_fr=row["reason_fr"].strip(),
+                        reason_en=row["reason_en"].strip(),
+                        reference=row["reference"].strip(),
+                    )
+                )
+    if len(loaded) > 62:
+        raise ValueError(f"{RULES_FILE}: at most 62 rules, got {len(loaded)}")
+    return Rules(rules=tuple(loaded))
+
+
+def rules() -> Rules:
+    from matchmaking.matching.text import seed_dir
+
+    return rules_in(seed_dir())
+
+
+# Words that deny the next one: "bois non traité", "sans peinture", "untreated" is one word already.
+NEGATORS = frozenset({"non", "sans", "pas", "aucun", "aucune", "jamais", "not", "no", "without", "free"})
+
+
+def affirmed(tokens: Sequence[str]) -> tuple[str, ...]:
+    """The tokens of a text less those a negator denies ("non traité" does not say "traité")."""
+    out: list[str] = []
+    denied = False
+    for token in tokens:
+        if token in NEGATORS:
+            denied = True
+            continue
+        if not denied:
+            out.append(token)
+        denied = False
+    return tuple(out)
+
+
+def offer_facts(
+    families: Sequence[str],
+    materials: Sequence[str],
+    codes: Sequence[str],
+    words: Iterable[str],
+    nace: Sequence[str],
+    hazardous: bool,
+) -> OfferFacts:
+    return OfferFacts(
+        families=frozenset(families),
+        materials=frozenset(materials),
+        codes=tuple("".join(ch for ch in c if ch.isdigit()) for c in codes),
+        words=frozenset(words),
+        nace=tuple(nace),
+        hazardous=hazardous,
+    )
