@@ -223,13 +223,63 @@ def bench_notify(broker: str, redis_url: str, listings: int, deliveries: int) ->
 
 
 @main.command("evaluate")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--cv", is_flag=True, help="Grouped cross-validation (no source document both trained and tested on).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(path: str, as_json: bool) -> None:
-    """Rank all needs for every offer of an exchanges file and print hit@k and MRR."""
+def evaluate(path: str | None, cv: bool, as_json: bool) -> None:
+    """Rank all needs for every offer of an exchanges file: the engine beside plain TF-IDF (hit@k, MRR).
+
+    With --cv and no file: the repository's training data (seed/training)."""
     from .matching.evaluate import run_evaluate
 
-    click.echo(run_evaluate(path, as_json))
+    if path is None and not cv:
+        raise click.UsageError("give an exchanges file, or --cv for the repository's training data")
+    click.echo(run_evaluate(path, as_json, cv=cv))
+
+
+@main.command("train")
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write the model (default: seed/model.json).")
+@click.option("--with-decisions", is_flag=True,
+              help="Also learn from the territory's accepted, completed and declined matches; keep the new model "
+                   "only if its grouped-CV figures on the reference data do not drop.")
+@click.option("--seed", "seed_", default=None, type=int, help="Random seed (default: the model's fixed seed).")
+def train(out: str | None, with_decisions: bool, seed_: int | None) -> None:
+    """Fit the ranker on the repository's labelled exchanges and write it as versioned data."""
+    from pathlib import Path
+
+    from .matching import training
+    from .matching.text import seed_dir
+
+    target = Path(out) if out else seed_dir() / "model.json"
+    decisions = []
+    if with_decisions:
+        from flask.cli import ScriptInfo
+
+        from .services.learning import decided_pairs
+
+        with click.get_current_context().ensure_object(ScriptInfo).load_app().app_context():
+            decisions = decided_pairs(db_session())
+    message, written = training.train_and_write(target, seed=seed_, decisions=decisions)
+    click.echo(message)
+    if not written:
+        sys.exit(1)
+
+
+@main.command("score")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the scored CSV here (default: standard output).")
+def score(path: str, out: str | None) -> None:
+    """Score each pair of a CSV (waste_description, ewc_code, source_industry, input_description,
+    receiving_industry) in the context of the file: probability, shown, reasons."""
+    from .matching.evaluate import score_file
+
+    text = score_file(path)
+    if out:
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        click.echo(f"{out}: {text.count(chr(10)) - 1} rows scored")
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command("bench")

@@ -120,10 +120,24 @@ def source_group(row_id: str) -> str:
 
 
 def evaluate_rows(rows: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """The engine (the shipped model) and plain TF-IDF on the same rows, overall and per style."""
+    from matchmaking.matching import ranker, training
+
     offers, needs, truth = build_listings(rows)
     scores = score_matrix([build_profile(x) for x in offers], [build_profile(x) for x in needs])
     result: dict[str, Any] = dict(rank_metrics(scores, truth))
     result["ranks"] = _ranks(scores, truth)
+    result["model"] = ranker.model().version
+    f = training.exchange_file("file", rows)
+    tfidf = training.ranks_of(training.tfidf_scores(f), truth)
+    engine = np.array(result["ranks"])
+    styles = np.array(f.styles)
+    result["styles"] = {
+        style: {"engine": training.metrics_of(engine[styles == style]),
+                "TF-IDF": training.metrics_of(tfidf[styles == style])}
+        for style in training.STYLES if (styles == style).any()
+    }
+    result["tfidf"] = training.metrics_of(tfidf)
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(source_group(row.get("id", "")), []).append(i)
@@ -156,22 +170,66 @@ def summary_line(metrics: dict[str, Any]) -> str:
     )
 
 
-def run_evaluate(path: str, as_json: bool, by_source: bool = False) -> str:
-    """Text for ``matchmaking evaluate FILE.csv [--json] [--by-source]``; the last line is the summary.
+def cross_validate_file(path: str | Path | None) -> dict[str, Any]:
+    """Grouped cross-validation on the repository's training data, with the rows of ``path`` added
+    (the same exchanges in the repository's files are left out of those, never counted twice);
+    figures for the file's rows when one is given, else for all."""
+    from matchmaking.matching import training
+    from matchmaking.matching.text import seed_dir
 
-    ``by_source`` adds one line per source (id prefix) with the metrics of its rows, each still
-    ranked against every need of the file.
+    rows = load_rows(path) if path is not None else []
+    data = training.load_training(seed_dir(), leave_out=frozenset(training.pair_key(r) for r in rows))
+    if rows:
+        data.files.append(training.exchange_file("file", rows))
+    cv = training.cross_validate(data)
+    fig = training.figures(cv)
+    if rows:
+        # Only the file's rows: rebuild the per-style view from its ranks.
+        index = len(cv.files) - 1
+        styles = np.array(cv.files[index].styles)
+        fig = {
+            method: {"all": training.metrics_of(per_file[index]),
+                     **{style: training.metrics_of(per_file[index][styles == style]) for style in training.STYLES}}
+            for method, per_file in cv.ranks.items()
+        }
+    return {"file": str(path) if path else "seed/training", "folds": training.FOLDS, "cv": fig}
+
+
+def run_evaluate(path: str | None, as_json: bool, by_source: bool = False, cv: bool = False) -> str:
+    """Text for ``matchmaking evaluate [FILE.csv] [--cv] [--json] [--by-source]``; the last line is
+    the engine's summary.
+
+    Without ``--cv``: the shipped model and TF-IDF on the file. With it: grouped cross-validation
+    (no source document both trained and tested on), every method beside TF-IDF, per style.
     """
+    from matchmaking.matching import training
+
+    if cv:
+        result = cross_validate_file(path)
+        if as_json:
+            return json.dumps(result, indent=2, sort_keys=True)
+        lines = [f"grouped cross-validation, {result['folds']} folds, rows of {result['file']}"]
+        lines.extend(training.report(result["cv"]))
+        shipped = result["cv"][training.LEARNERS[0].name]["all"]
+        lines.append(summary_line(shipped))
+        return "\n".join(lines)
+    if path is None:
+        raise ValueError("a file is needed without --cv")
     metrics = evaluate_file(path)
     public = {k: v for k, v in metrics.items() if k != "ranks" and (by_source or k != "by_source")}
     if as_json:
         return json.dumps(public, indent=2, sort_keys=True) + "\n" + summary_line(metrics)
     lines = [
         f"file={metrics['file']}",
+        f"model={metrics['model']}",
         f"offers={int(metrics['offers'])}",
         f"needs={int(metrics['needs'])}",
         f"mean_rank={metrics['mean_rank']:.2f}",
+        f"TF-IDF {summary_line(metrics['tfidf'])}",
     ]
+    for style, sub in metrics["styles"].items():
+        lines.append(f"style={style} rows={int(sub['engine']['rows'])} engine {summary_line(sub['engine'])} "
+                     f"· TF-IDF {summary_line(sub['TF-IDF'])}")
     if by_source:
         for name, sub in metrics.get("by_source", {}).items():
             lines.append(f"source={name} offers={int(sub['offers'])} {summary_line(sub)}")
@@ -179,13 +237,49 @@ def run_evaluate(path: str, as_json: bool, by_source: bool = False) -> str:
     return "\n".join(lines)
 
 
+SCORED_COLUMNS = ("probability", "shown", "rank", "reasons")
+
+
+def score_file(path: str | Path) -> str:
+    """``matchmaking score``: each row's pair scored in the context of every offer and need of the
+    file (its rank among the needs of its offer), as CSV: the input columns, then the calibrated
+    probability, whether it is shown (the model's threshold), that rank and the reasons in French
+    (or the veto)."""
+    import io
+
+    from matchmaking.matching import ranker
+    from matchmaking.matching.scoring import explain
+
+    rows = load_rows(path)
+    offers, needs, truth = build_listings(rows)
+    o_profiles = [build_profile(x) for x in offers]
+    n_profiles = [build_profile(x) for x in needs]
+    scores = score_matrix(o_profiles, n_profiles)
+    ranks = _ranks(scores, truth)
+    model = ranker.model()
+    out = io.StringIO()
+    columns = list(REQUIRED) + list(SCORED_COLUMNS)
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for i, row in enumerate(rows):
+        expl = explain(o_profiles[i], n_profiles[truth[i]])
+        values = {c: _cell(row, c) for c in REQUIRED}
+        values["probability"] = f"{expl.probability:.4f}"
+        values["shown"] = "true" if not expl.gates and model.shows(expl.probability) else "false"
+        values["rank"] = f"{ranks[i]:g}"
+        values["reasons"] = expl.phrase("fr")
+        writer.writerow(values)
+    return out.getvalue()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="matchmaking evaluate", description=__doc__)
-    parser.add_argument("file")
+    parser.add_argument("file", nargs="?")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cv", action="store_true", help="grouped cross-validation beside TF-IDF")
     parser.add_argument("--by-source", action="store_true", help="also report each source (id prefix) apart")
     args = parser.parse_args(argv)
-    print(run_evaluate(args.file, args.json, args.by_source))
+    print(run_evaluate(args.file, args.json, args.by_source, args.cv))
     return 0
 
 

@@ -81,6 +81,10 @@ class Model:
         )
         return result
 
+    def shows(self, probability: float) -> bool:
+        """Whether a pair of this calibrated probability is shown and notified (the one threshold)."""
+        return probability >= self.threshold
+
     def score_threshold(self) -> float:
         """The lowest score whose probability reaches the threshold (what the engine can prune at)."""
         xs, ps = self.calibration_score, self.calibration_probability
@@ -196,17 +200,20 @@ def fit_nonnegative_logistic(
 def isotonic_points(
     score: NDArray[np.float64], label: NDArray[np.float64], weight: NDArray[np.float64] | None = None
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """An isotonic calibration as the breakpoints ``probability`` interpolates between."""
+    """An isotonic calibration as breakpoints for ``probability``: each step of the isotonic fit
+    at its middle, so that between steps the probability rises with the score (two pairs of
+    different scores never read as equals, and ranking by one is ranking by the other)."""
     from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     iso.fit(score, label, sample_weight=weight)
-    xs = [float(v) for v in iso.X_thresholds_]
-    ps = [float(v) for v in iso.y_thresholds_]
-    if xs[0] > 0.0:
-        xs.insert(0, 0.0)
-        ps.insert(0, 0.0)
-    if xs[-1] < 1.0:
-        xs.append(1.0)
-        ps.append(ps[-1])
+    steps: dict[float, list[float]] = {}
+    for x, p in zip(iso.X_thresholds_, iso.y_thresholds_, strict=True):
+        steps.setdefault(float(p), []).append(float(x))
+    levels = sorted(steps)
+    xs = [0.0] + [(min(steps[p]) + max(steps[p])) / 2.0 for p in levels] + [1.0]
+    ps = [0.0] + levels + [levels[-1]]
+    # The first and last steps reach the ends: no pair scores below the lowest seen as 0 if it was not.
+    xs[1] = max(xs[1], 1e-9)
+    xs[-2] = min(xs[-2], 1.0 - 1e-9)
     return tuple(xs), tuple(ps)
