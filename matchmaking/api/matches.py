@@ -42,10 +42,10 @@ def get_match(match_id: int) -> Response:
     return jsonify(render.match(visibility.audience(db_session(), user), match, user))
 
 
-def _decide(match_id: int, action: str) -> Response:
+def _decide(match_id: int, action: str, **extra: str | None) -> Response:
     user = current_user()
     match = decisions.match_for(db_session(), user, match_id)
-    match = getattr(decisions, action)(db_session(), match, user)
+    match = getattr(decisions, action)(db_session(), match, user, **extra)
     db.session.commit()
     return jsonify(render.match(visibility.audience(db_session(), user), match, user))
 
@@ -65,10 +65,11 @@ def accept(match_id: int) -> Response:
 
 
 @bp.post(f"/matches/{ID}/decline")
-@operation("Decline (either firm, until both have accepted)", tags=["matches"], errors=[409],
-           responses={200: ("The match.", schemas.MatchOutSchema)})
+@operation("Decline (either firm, until both have accepted), optionally saying why", tags=["matches"], errors=[409],
+           query=schemas.DeclineQuerySchema, responses={200: ("The match.", schemas.MatchOutSchema)})
 def decline(match_id: int) -> Response:
-    return _decide(match_id, "decline")
+    args = query_args(schemas.DeclineQuerySchema)
+    return _decide(match_id, "decline", reason=args.get("reason"))
 
 
 @bp.post(f"/matches/{ID}/exchanges")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from ..models import Decision, Frequency, Kind, ListingStatus, MatchStatus, Role, Unit
+from ..services.decisions import DECLINE_REASONS
 
 # Request checks accept only these values; listings created elsewhere (web forms, imports) may
 # have been typed with other spellings, stored in the same canonical form.
@@ -210,6 +211,11 @@ class MatchQuerySchema(Schema):
     status = fields.Enum(MatchStatus, by_value=True)
     page = fields.Integer(metadata={"minimum": 1})
     per_page = fields.Integer(metadata={"minimum": 1, "maximum": 100})
+
+
+class DeclineQuerySchema(Schema):
+    reason = fields.String(metadata={"enum": list(DECLINE_REASONS),
+                                     "description": "Why, in one word: it trains the next model."})
 
 
 class ExchangeInSchema(Schema):

@@ -40,6 +40,16 @@ from . import validation as v
 from .errors import Conflict, NotFound
 
 Side = Literal["offer", "need"]
+# Why a firm declines, in one click; the reason is stored and the next model learns from it
+# (``services.learning``): a wrong material or quality says the pair was wrong, the others that the
+# material was right but the exchange was not practical.
+DECLINE_REASONS = {
+    "wrong_material": _l("Not the right material"),
+    "too_far": _l("Too far"),
+    "too_small": _l("Too small a quantity"),
+    "quality": _l("Quality does not fit"),
+    "other": _l("Another reason"),
+}
 OPEN_LISTING = frozenset({ListingStatus.published, ListingStatus.paused})
 EARLIEST_EXCHANGE = date(2000, 1, 1)
 
@@ -84,6 +94,7 @@ def _record(session: Session, match: Match, user: User, side: Side, decision: De
         "match_id": match.id,
         "side": side,
         "decision": decision.value,
+        "reason": getattr(match, f"{side}_decline_reason") if decision is Decision.declined else None,
         "status": match.status.value,
         "user_id": user.id,
     }
@@ -104,13 +115,33 @@ def _require_open(match: Match) -> None:
         raise Conflict(_l("One of the two listings is closed."))
 
 
-def decide(session: Session, match: Match, user: User, decision: Decision) -> Match:
-    """Apply one party's decision (interested, accepted or declined) to the match."""
+def check_decline_reason(value: Any) -> str | None:
+    """A decline's reason (one of ``DECLINE_REASONS``), or None; ValidationError on `reason`."""
+    if value is None or value == "":
+        return None
+    errors = v.Collector()
+    reason = errors.check("reason", v.choice, value, {k: k for k in DECLINE_REASONS},
+                          _l("Unknown reason: use wrong_material, too_far, too_small, quality or other."))
+    errors.raise_if_any()
+    return str(reason)
+
+
+def _snapshot(match: Match) -> None:
+    """What the firms decide on stays as they saw it: a later rematch rewrites the score, not this."""
+    if match.decided_score is None:
+        match.decided_score = match.score
+        match.decided_explanation = dict(match.explanation or {})
+        match.model_version = (match.explanation or {}).get("model_version") or None
+
+
+def decide(session: Session, match: Match, user: User, decision: Decision, reason: str | None = None) -> Match:
+    """Apply one party's decision (interested, accepted or declined, with a decline's reason)."""
     sides = sides_of(match, user)
     if not sides:
         raise NotFound(f"match {match.id}")
     if decision is Decision.pending:
         raise Conflict(_l("A decision cannot be withdrawn."))
+    reason = check_decline_reason(reason) if decision is Decision.declined else None
     # Re-read under a row lock: the status depends on the other side's column.
     match = match_for(session, user, match.id, lock=True)
     changed: list[Side] = []
@@ -128,9 +159,12 @@ def decide(session: Session, match: Match, user: User, decision: Decision) -> Ma
             if decision is Decision.interested and current is Decision.accepted:
                 raise Conflict(_l("You have already accepted this match."))
         _set_decision(match, side, decision)
+        if decision is Decision.declined:
+            setattr(match, f"{side}_decline_reason", reason)
         changed.append(side)
     if not changed:
         return match
+    _snapshot(match)
 
     if decision is Decision.declined:
         match.status = MatchStatus.declined
@@ -156,8 +190,8 @@ def accept(session: Session, match: Match, user: User) -> Match:
     return decide(session, match, user, Decision.accepted)
 
 
-def decline(session: Session, match: Match, user: User) -> Match:
-    return decide(session, match, user, Decision.declined)
+def decline(session: Session, match: Match, user: User, reason: str | None = None) -> Match:
+    return decide(session, match, user, Decision.declined, reason)
 
 
 def record_exchange(session: Session, match: Match, user: User, data: Mapping[str, Any]) -> Exchange:

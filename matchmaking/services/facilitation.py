@@ -34,12 +34,11 @@ from ..models import (
     utcnow,
 )
 from . import listings as listing_service
-from . import outbox
+from . import outbox, queries
 from . import validation as v
 from .errors import Conflict, NotFound
 
 FACILITATORS = frozenset({Role.facilitator, Role.admin})
-QUEUE_MIN_SCORE = 0.5
 MESSAGE_MAX = 2000
 NOTE_MAX = 5000
 REASON_MAX = 300
@@ -92,14 +91,16 @@ def _untouched() -> Any:
     )
 
 
-def queue(session: Session, now: datetime | None = None, *, min_score: float = QUEUE_MIN_SCORE,
+def queue(session: Session, now: datetime | None = None, *, min_score: float | None = None,
           limit: int = 100, offset: int = 0) -> tuple[list[QueueItem], int]:
-    """Promising matches nobody has acted on: best score first, then the oldest (waiting longest).
+    """Shown matches nobody has acted on (at least ``min_score``, by default the threshold above
+    which firms see them): best score first, then the oldest (waiting longest).
 
     Both listings must still be published; a firm that already showed interest stays in the queue,
     since a nudge from the CCMA is what such half-started pairs need most.
     """
     now = now or utcnow()
+    min_score = queries.shown_threshold() if min_score is None else min_score
     offer, need = Listing.__table__.alias("offer_l"), Listing.__table__.alias("need_l")
     base = (
         select(Match)

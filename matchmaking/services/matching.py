@@ -157,13 +157,15 @@ def refresh_matches(session: Session, listing_id: int) -> list[tuple[Match, bool
 
     out: list[tuple[Match, bool]] = []
     seen: set[int] = set()
-    for other_id, score, explanation in results:
+    for other_id, _raw_score, explanation in results:
         if other_id not in eligible:
             continue
         seen.add(other_id)
         offer_id, need_id = (listing.id, other_id) if is_offer else (other_id, listing.id)
+        # The score a firm sees is the calibrated chance of a real exchange; the engine's own score
+        # (which ranks) stays in the explanation.
         values = {
-            "score": round(min(max(score, 0.0), 1.0), 6),
+            "score": round(min(max(explanation.probability, 0.0), 1.0), 6),
             "distance_km": None if explanation.distance_km is None else round(explanation.distance_km, 1),
             "explanation": explanation.to_dict() | {"phrase_fr": explanation.phrase("fr"),
                                                     "phrase_en": explanation.phrase("en")},

@@ -32,7 +32,7 @@ from ..models import (
     WebhookEndpoint,
     utcnow,
 )
-from . import outbox
+from . import outbox, queries
 
 MATCH_FOUND = "match.found"
 MATCH_IMPROVED = "match.improved"
@@ -177,7 +177,10 @@ def _notify(session: Session, user: User, match: Match, kind: str, key: str) -> 
 
 def tell_match(session: Session, match: Match) -> list[Notification]:
     """The in-app notices of a new (or much improved) match for the members of both firms who want
-    it (rhythm not off, score at least their minimum), once each; nothing is delivered yet."""
+    it (rhythm not off, score at least their minimum), once each; nothing is delivered yet. A match
+    under the shown threshold is told to nobody."""
+    if not queries.is_shown(match.score):
+        return []
     users = recipients(session, {match.offer.firm_id, match.need.firm_id}, min_score=match.score)
     made: list[Notification] = []
     for user in users:

@@ -5,20 +5,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, not_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
+from ..matching import ranker
 from ..models import Kind, Listing, ListingStatus, Match, MatchStatus, Site
 
-# Below this score a match nobody has acted on is a weak lead: the pages leave it out unless asked
-# for. On the demo territory a third of the matches sit there, and a sample of them pairs unrelated
-# materials (poultry manure with lead batteries); 5 of the 100 known exchanges of the development
-# set score under it.
-WEAK_SCORE = 0.15
+# A match's score is the calibrated chance that the pair is a real exchange (``matching.ranker``).
+# Bands above the shown threshold, in words for the pages and e-mails.
+VERY_GOOD = 0.6
+GOOD = 0.35
+
+
+def shown_threshold() -> float:
+    """The one line between what a firm is shown and told of and what it is not: the probability
+    from which the model's labelled pairs are right at least 9 times in 10 (``matchmaking train``)."""
+    return ranker.model().threshold
+
+
+def is_shown(score: float) -> bool:
+    return ranker.model().shows(score)
+
+
+def score_band(score: float) -> str:
+    """"very_good", "good", "possible" (shown) or "weak" (under the threshold)."""
+    if not is_shown(score):
+        return "weak"
+    return "very_good" if score >= VERY_GOOD else "good" if score >= GOOD else "possible"
 
 
 def weak_lead() -> ColumnElement[bool]:
-    return and_(Match.status == MatchStatus.proposed, Match.score < WEAK_SCORE)
+    """Matches under the threshold that nobody has acted on: never shown to the firms, never told."""
+    return and_(Match.status == MatchStatus.proposed, Match.score < shown_threshold())
 
 
 def firm_match_ids(firm_id: int) -> CompoundSelect[Any]:
@@ -81,11 +99,12 @@ def _with_listings(query: Select[Any]) -> Select[Any]:
 
 
 def listing_matches(session: Session, listing: Listing) -> list[Match]:
-    """A listing's current matches, best score first (pairs that went stale are left out)."""
+    """A listing's current matches, best score first (pairs that went stale, and those under the
+    shown threshold that nobody acted on, are left out)."""
     side = Match.offer_id if listing.kind is Kind.offer else Match.need_id
     return list(session.scalars(
         _with_listings(select(Match))
-        .where(side == listing.id, Match.status != MatchStatus.stale)
+        .where(side == listing.id, Match.status != MatchStatus.stale, not_(weak_lead()))
         .order_by(Match.score.desc(), Match.id)
     ))
 
@@ -93,8 +112,9 @@ def listing_matches(session: Session, listing: Listing) -> list[Match]:
 def firm_matches(
     session: Session, firm_id: int, *, status: MatchStatus | None = None, page: int = 1, per_page: int = 50,
 ) -> tuple[list[Match], int]:
-    """The matches a firm is a party to, newest first, and how many there are."""
-    query = select(Match).where(Match.id.in_(firm_match_ids(firm_id)))
+    """The matches a firm is a party to and may see (not under the shown threshold, unless acted
+    on), newest first, and how many there are."""
+    query = select(Match).where(Match.id.in_(firm_match_ids(firm_id)), not_(weak_lead()))
     if status is not None:
         query = query.where(Match.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
 
-from ..services.queries import WEAK_SCORE
+from ..services.queries import score_band
 from . import bp
 
 UNIT_LABELS = {"t": _l("t"), "kg": _l("kg"), "m3": _l("m³"), "L": _l("L"), "unit": _l("units")}
@@ -36,16 +36,15 @@ def unit_label(value: str) -> str:
 def frequency_label(value: str) -> str:
     return str(FREQUENCY_LABELS.get(value, value))
 
-# A score in words: 35 % reads as a poor mark, while a match that good is worth a call. The bands
-# follow the demo territory's matches (median about 0.21, one in ten above 0.42); under
-# ``queries.WEAK_SCORE`` a match is a weak lead.
-SCORE_LEVELS = ((0.5, _l("Very good lead")), (0.3, _l("Good lead")), (WEAK_SCORE, _l("Possible lead")),
-                (0.0, _l("Weak lead")))
+# A score in words (``queries.score_band``): a chance of 35 % reads as a poor mark, while a match
+# that good is worth a call.
+SCORE_LABELS = {"very_good": _l("Very good lead"), "good": _l("Good lead"), "possible": _l("Possible lead"),
+                "weak": _l("Weak lead")}
 
 
 @bp.app_template_filter("score_label")
 def score_label(score: float) -> str:
-    return str(next(label for floor, label in SCORE_LEVELS if score >= floor))
+    return str(SCORE_LABELS[score_band(score)])
 
 
 @bp.app_context_processor

@@ -64,11 +64,10 @@ def row(match: Match, firm: Firm) -> Row:
                explain.phrase(data, str(get_locale() or "fr"), distance))
 
 
-def inbox_matches(firm: Firm, *, status: str | None = None, page: int = 1,
-                  weak: bool = False) -> tuple[list[Row], int, int]:
+def inbox_matches(firm: Firm, *, status: str | None = None, page: int = 1) -> tuple[list[Row], int, int]:
     """A page of my firm's matches, best first within: accepted, in discussion, proposed,
-    declined; the number of pages; and how many weak leads were left out (none with `weak`)."""
-    matches, total, hidden = _inbox(firm, status=status, page=page, weak=weak)
+    declined; the number of pages; and how many under the shown threshold were left out."""
+    matches, total, hidden = _inbox(firm, status=status, page=page)
     return [row(m, firm) for m in matches], max((total + INBOX_PAGE - 1) // INBOX_PAGE, 1), hidden
 
 
@@ -100,7 +99,7 @@ def _places() -> list[Any]:
             *[selectinload(rel).selectinload(Listing.firm) for rel in sides]]
 
 
-def _inbox(firm: Firm, *, status: str | None, page: int, weak: bool) -> tuple[list[Match], int, int]:
+def _inbox(firm: Firm, *, status: str | None, page: int) -> tuple[list[Match], int, int]:
     query = select(Match).where(Match.id.in_(queries.firm_match_ids(firm.id)), Match.status != MatchStatus.stale)
     if status == "declined":
         query = query.where(Match.status == MatchStatus.declined)
@@ -108,13 +107,12 @@ def _inbox(firm: Firm, *, status: str | None, page: int, weak: bool) -> tuple[li
         query = query.where(Match.status == MatchStatus(status))
     else:
         query = query.where(Match.status.in_(OPEN))
-    # One count for both: the matches shown, and the weak leads left out.
+    # One count for both: the matches shown, and those under the threshold left out.
     weak_case = case((queries.weak_lead(), 1), else_=0)
     counted = query.with_only_columns(func.count(), func.coalesce(func.sum(weak_case), 0))
     everything, weak_ones = db.session.execute(counted).one()
-    hidden = 0 if weak else int(weak_ones)
-    if not weak:
-        query = query.where(not_(queries.weak_lead()))
+    hidden = int(weak_ones)
+    query = query.where(not_(queries.weak_lead()))
     rank = case({s: n for s, n in STATUS_ORDER.items()}, value=Match.status)
     page_query = (query.options(*_places()).order_by(rank, Match.score.desc(), Match.id)
                   .offset((page - 1) * INBOX_PAGE).limit(INBOX_PAGE))
@@ -126,10 +124,8 @@ def _inbox(firm: Firm, *, status: str | None, page: int, weak: bool) -> tuple[li
 def inbox() -> str:
     status = request.args.get("status") or ""
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    weak = request.args.get("weak") == "1"
-    rows, pages, hidden = inbox_matches(my_firm(), status=status or None, page=page, weak=weak)
-    return render_template("matches/inbox.html", rows=rows, status=status, page=page, pages=pages,
-                           weak=weak, hidden=hidden)
+    rows, pages, hidden = inbox_matches(my_firm(), status=status or None, page=page)
+    return render_template("matches/inbox.html", rows=rows, status=status, page=page, pages=pages, hidden=hidden)
 
 
 def _match(match_id: int) -> Match:
@@ -157,6 +153,7 @@ def _detail(match: Match, values: dict[str, Any], errors: dict[str, Any], status
     data = audience().explanation(match.explanation, current.other, current.distance_km)
     page = render_template(
         "matches/detail.html", r=current, match=match, components=explain.components(data),
+        decline_reasons=decisions.DECLINE_REASONS,
         values=values or {"unit": current.mine.unit.value, "date": date.today().isoformat()}, errors=errors,
     )
     return (page, status) if status != 200 else page
@@ -175,7 +172,11 @@ def match_decision(match_id: int) -> Response:
     current_user = user()
     assert current_user is not None
     try:
-        match = decisions.decide(db_session(), match, current_user, chosen)
+        match = decisions.decide(db_session(), match, current_user, chosen, request.form.get("reason"))
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(next(iter(exc.messages().values())), "error")
+        return redirect(url_for("web.match_detail", match_id=match_id))
     except Conflict as exc:
         db.session.rollback()
         flash(str(exc.args[0]) if exc.args else _l("Not possible now."), "error")

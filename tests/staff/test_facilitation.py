@@ -21,7 +21,7 @@ from matchmaking.models import (
     OutboxEvent,
     utcnow,
 )
-from matchmaking.services import facilitation
+from matchmaking.services import facilitation, queries
 from matchmaking.services.errors import Conflict, NotFound, ValidationError
 from tests.factories import make_firm, make_listing, make_user
 
@@ -49,10 +49,16 @@ def facilitator(session: Any) -> Any:
 
 
 def test_the_queue_lists_untouched_promising_matches_best_and_oldest_first(session: Any, facilitator: Any) -> None:
-    best = pair(session, 0.9, age_days=1)
-    older = pair(session, 0.7, age_days=30)
-    newer = pair(session, 0.7, age_days=2)
-    weak = pair(session, 0.3)
+    # Scores above the shown threshold (the queue's floor), and one under it.
+    t = queries.shown_threshold()
+
+    def above(x: float) -> float:
+        return t + (1 - t) * x
+
+    best = pair(session, above(0.9), age_days=1)
+    older = pair(session, above(0.7), age_days=30)
+    newer = pair(session, above(0.7), age_days=2)
+    weak = pair(session, t / 2)
     introduced = pair(session, 0.95)
     introduced.introduced_at = utcnow()
     declined = pair(session, 0.95)
@@ -61,7 +67,7 @@ def test_the_queue_lists_untouched_promising_matches_best_and_oldest_first(sessi
     facilitation.add_note(session, noted, facilitator, "Appelé le gérant, rappeler lundi")
     closed = pair(session, 0.95)
     closed.offer.status = ListingStatus.closed
-    half = pair(session, 0.6)
+    half = pair(session, above(0.6))
     half.status, half.offer_decision = MatchStatus.interested, Decision.interested
     session.flush()
 

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 
 from matchmaking.models import Exchange, Match, MatchStatus, Notification
-from matchmaking.services import matching
+from matchmaking.services import matching, queries
 from tests.factories import make_firm, make_listing, make_user
 from tests.web.conftest import post, sign_in, text
 
@@ -171,28 +171,26 @@ def test_the_inbox_comes_in_pages_accepted_first_then_by_score(client, session) 
     assert client.get("/matches?page=abc").status_code == 200
 
 
-def test_weak_leads_stay_out_of_the_pages_until_asked_for_or_acted_on(client, session) -> None:
+def test_matches_under_the_threshold_stay_out_of_the_pages_until_acted_on(client, session) -> None:
     offer, need, strong, users = _bike_shop_and_pallet_maker(session)
     other = make_firm(session, name="Fonderie du Pail")
     odd = make_listing(session, other, title="Sable de fonderie", low_code="10 09 08", quantity=2, unit="t")
-    weak = Match(offer=odd, need=need, score=0.08, explanation={})
+    below = queries.shown_threshold() / 2
+    weak = Match(offer=odd, need=need, score=below, explanation={})
     session.add(weak)
     session.commit()
     sign_in(client, users["maker"])
 
     inbox = text(client.get("/matches"))
     assert f"/matches/{strong.id}" in inbox and f"/matches/{weak.id}" not in inbox
-    assert "1 piste plus faible" in inbox and "?weak=1" in inbox
-    everything = text(client.get("/matches?weak=1"))
-    assert f"/matches/{strong.id}" in everything and f"/matches/{weak.id}" in everything
-    assert "Masquer les pistes plus faibles" in everything
-    # Scores read as words, the figure in a tooltip: "Piste faible" is the 8 %.
-    assert "Piste faible" in everything and 'title="Score : 8 sur 100"' in everything
+    assert "1 piste trop incertaine" in inbox
+    # Asking for it changes nothing: below the threshold nothing is shown.
+    assert f"/matches/{weak.id}" not in text(client.get("/matches?weak=1"))
     assert "Piste faible" not in inbox and any(label in inbox for label in ("Bonne piste", "Très bonne piste"))
     assert f"/matches/{weak.id}" not in text(client.get("/my"))
     assert f"/matches/{weak.id}" not in text(client.get(f"/listings/{need.id}"))
-    # Reachable all the same, and once a firm has acted on it, it is no longer a weak lead.
+    # Reachable all the same, and once a firm has acted on it, it is shown.
     assert client.get(f"/matches/{weak.id}").status_code == 200
     post(client, f"/matches/{weak.id}/decision", {"decision": "interested"}, form_url=f"/matches/{weak.id}")
     inbox = text(client.get("/matches"))
-    assert f"/matches/{weak.id}" in inbox and "piste plus faible" not in inbox
+    assert f"/matches/{weak.id}" in inbox and "piste trop incertaine" not in inbox
