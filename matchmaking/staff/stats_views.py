@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from ..extensions import db, db_session
-from ..services import audit, stats
+from ..services import audit, learning, stats
 from ..services.errors import ValidationError
 from . import bp, charts, exports
 from . import labels as lb
@@ -96,7 +96,7 @@ def statistics() -> str:
     return render_template(
         "staff/stats.html", d=d, names=names, charts=_charts(d, names), options=_options(names, d), errors=errors,
         values=values, lb=lb, printing=request.args.get("print") == "1", stats=stats,
-        export_args=_export_args(period, filters), generated=datetime.now(UTC),
+        export_args=_export_args(period, filters), generated=datetime.now(UTC), model=learning.model_card(),
     )
 
 

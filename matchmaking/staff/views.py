@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..extensions import db, db_session
 from ..models import FollowUp, Frequency, Listing, MaterialFamily, Role, Unit, utcnow
-from ..services import audit, facilitation
+from ..services import audit, decisions, facilitation
 from ..services.errors import Conflict, ValidationError
+from ..web import explain
 from . import bp
 from .access import FACILITATION, STATISTICS, roles_required, staff_user
 
@@ -61,6 +63,10 @@ def _match_page(match_id: int, *, errors: dict[str, Any] | None = None, values: 
     match = facilitation.open_match(db_session(), staff_user(), match_id)
     db.session.commit()  # the audit row of this look stays even if the page fails later
     return render_template("staff/match.html", match=match, notes=facilitation.notes(db_session(), match),
+                           why=explain.phrase(match.explanation, str(get_locale())),
+                           components=explain.components(match.explanation),
+                           vetoes=(match.explanation or {}).get("vetoes") or [],
+                           decline_reasons=decisions.DECLINE_REASONS,
                            labels=facilitation.FOLLOW_UP_LABELS,
                            order=[*facilitation.FOLLOW_UP_ORDER, FollowUp.dropped],
                            errors=errors or {}, values=values or {}), status

@@ -46,6 +46,9 @@ def explanation(data: Mapping[str, Any] | None) -> scoring.Explanation | None:
             route=evidence.get("route"),
             distance_km=evidence.get("distance_km"),
             share_of_need=evidence.get("share_of_need"),
+            vetoes=[dict(v) for v in data.get("vetoes") or [] if isinstance(v, Mapping)],
+            probability=float(data.get("probability") or 0.0),
+            model_version=str(data.get("model_version") or ""),
         )
     except (KeyError, TypeError, ValueError):
         return None
