@@ -1,0 +1,116 @@
+"""The law's vetoes: each stops the pairs it names, says why with its reference, and stops nothing else."""
+
+from pathlib import Path
+
+import pytest
+
+from matchmaking.matching import law
+from matchmaking.matching.engine import Index
+from matchmaking.matching.records import NEED, OFFER, Listing
+from matchmaking.matching.scoring import GATE_LAW, score_pair
+
+PIG_FARM = ("Élevage porcin", "01.46Z")
+POULTRY = ("Élevage de volailles de Loué", "01.47Z")
+DAIRY = ("Élevage de vaches laitières", "01.41Z")
+
+
+def offer(title: str, description: str = "", code: str | None = None, sector: tuple[str, str | None] = ("", None),
+          **kw: object) -> Listing:
+    return Listing(id=1, kind=OFFER, title=title, description=description, low_code=code, sector_label=sector[0],
+                   sector_naf=sector[1], **kw)  # type: ignore[arg-type]
+
+
+def need(title: str, sector: tuple[str, str | None] = ("", None), description: str = "") -> Listing:
+    return Listing(id=2, kind=NEED, title=title, description=description, sector_label=sector[0],
+                   sector_naf=sector[1], accepts_hazardous=True)
+
+
+FORBIDDEN = [
+    (offer("Huile de friture usagée", code="20 01 25", sector=("Restaurant", "56.10A")),
+     need("Coproduits pour l'alimentation des porcs", PIG_FARM), "catering_to_feed"),
+    (offer("Restes de repas de la cantine", sector=("Restauration collective", "56.29A")),
+     need("Aliment pour cochons", PIG_FARM), "catering_to_feed"),
+    (offer("Copeaux de tournage acier", sector=("Mécanique de précision", "25.62B")),
+     need("Litière pour poulaillers", POULTRY), "metals_to_feed_or_bedding"),
+    (offer("Lisier de porcs", code="02 01 06", sector=PIG_FARM),
+     need("Aliment du bétail", DAIRY), "manure_to_feed"),
+    (offer("Boues de la station d'épuration", code="19 08 05"),
+     need("Litière pour les vaches", DAIRY), "sludge_to_feed_or_bedding"),
+    (offer("Films d'enrubannage usagés", sector=DAIRY),
+     need("Litière pour chevaux", ("Centre équestre", "93.19Z")), "plastics_to_feed_or_bedding"),
+    (offer("Chutes de panneaux agglomérés mélaminés", sector=("Menuiserie", "16.23Z")),
+     need("Plaquettes pour chaudière bois 150 kW", ("Serre maraîchère", "01.13Z")), "treated_wood_to_small_boiler"),
+    (offer("Bois peint de démolition", code="17 02 04*"),
+     need("Litière pour volailles", POULTRY), "treated_wood_to_animals"),
+    (offer("Cadavres d'animaux de l'élevage", sector=DAIRY),
+     need("Matière organique pour méthaniseur", ("Méthanisation agricole", "35.21Z")), "abp_cat12_untreated"),
+    (offer("Solvants usagés", code="14 06 03*"),
+     need("Amendement organique à épandre", ("Culture de céréales", "01.11Z")), "hazardous_to_food_soil_animals"),
+    (offer("Sciure de bois", sector=("Scierie", "16.10A")),
+     need("Aliment pour les porcs", PIG_FARM), "non_feed_families_to_feed"),
+]
+
+ALLOWED = [
+    (offer("Fumier de bovins", sector=DAIRY), need("Intrants pour méthaniseur", ("Méthanisation agricole", "35.21Z"))),
+    (offer("Lactosérum", code="02 05 01", sector=("Fromagerie", "10.51C")), need("Aliment pour porcs", PIG_FARM)),
+    (offer("Pain rassis invendu", sector=("Boulangerie", "10.71C")), need("Aliment pour porcs", PIG_FARM)),
+    (offer("Sciure et copeaux", description="Sciure de résineux sèche, non traitée, en big bag",
+           sector=("Scierie", "16.10A")), need("Litière pour volailles", POULTRY)),
+    (offer("Palettes bois cassées non traitées"), need("Bois pour chaudière", ("Serre maraîchère", "01.13Z"))),
+    (offer("Huile de friture usagée", code="20 01 25", sector=("Restaurant", "56.10A")),
+     need("Huiles usagées pour biocarburant", ("Fabrication de biodiesel", "20.59Z"))),
+    # A fertiliser plant processes what it takes: the hazardous-to-soil rule does not stop it.
+    (offer("Sulfate d'ammonium", code="06 03 14", sector=("Sidérurgie", "24.10Z"), hazardous=True),
+     need("Matière première pour engrais", ("Fabrication d'engrais", "20.15Z"))),
+    # "Feed" of a kiln is no animal feed: the need's activity is industrial.
+    (offer("Electric arc furnace filter dust", code="10 02 07*", sector=("Steelworks", "24.10Z")),
+     need("Feed for the Waelz kiln", ("Zinc recycling", "24.43Z"))),
+]
+
+
+@pytest.mark.parametrize(("o", "n", "rule"), FORBIDDEN, ids=[r for _o, _n, r in FORBIDDEN])
+def test_the_law_vetoes_with_its_reason_and_reference(o: Listing, n: Listing, rule: str) -> None:
+    score, expl = score_pair(o, n)
+    assert score == 0.0 and expl.probability == 0.0
+    assert GATE_LAW in expl.gates
+    assert rule in [v["rule"] for v in expl.vetoes]
+    broken = next(v for v in expl.vetoes if v["rule"] == rule)
+    assert broken["reference"] and broken["reason_fr"] and broken["reason_en"]
+    assert broken["reason_fr"] in expl.phrase("fr")
+
+
+@pytest.mark.parametrize(("o", "n"), ALLOWED, ids=[o.title for o, _n in ALLOWED])
+def test_legal_exchanges_are_not_vetoed(o: Listing, n: Listing) -> None:
+    _score, expl = score_pair(o, n)
+    assert GATE_LAW not in expl.gates, expl.vetoes
+
+
+def test_the_index_never_returns_a_vetoed_pair() -> None:
+    oil = Listing(id=1, kind=OFFER, title="Huile de friture usagée", low_code="20 01 25", lat=48.4, lon=-0.1)
+    pigs = Listing(id=2, kind=NEED, title="Coproduits pour l'alimentation des porcs", sector_naf="01.46Z",
+                   sector_label="Élevage porcin", lat=48.41, lon=-0.1)
+    biodiesel = Listing(id=3, kind=NEED, title="Huiles alimentaires usagées pour biodiesel", sector_naf="20.59Z",
+                        lat=48.42, lon=-0.1)
+    index = Index.build([oil, pigs, biodiesel])
+    assert [other for other, _s, _e in index.match(oil, k=10)] == [3]
+    assert index.match(pigs, k=10) == []
+    assert 2 not in {n for n, _s in index.rematch_all(k=10).get(1, [])}
+
+
+def test_every_rule_has_reasons_and_a_reference() -> None:
+    rules = law.rules().rules
+    assert len(rules) >= 10
+    for rule in rules:
+        assert rule.uses and rule.offer and rule.reason_fr and rule.reason_en and rule.reference, rule.id
+
+
+def test_a_denied_word_does_not_count() -> None:
+    assert law.affirmed(("bois", "non", "traite", "sec")) == ("bois", "sec")
+
+
+def test_an_unknown_matcher_is_refused(tmp_path: Path) -> None:
+    (tmp_path / law.RULES_FILE).write_text(
+        "rule,offer,need_uses,except_need_nace,reason_fr,reason_en,reference\n"
+        "x,colour:red,use_animal_feed,,a,b,c\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown matcher"):
+        law.rules_in(tmp_path)
