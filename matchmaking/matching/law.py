@@ -17,9 +17,10 @@ under, the rules whose uses a need names), so the engine vetoes millions of pair
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 RULES_FILE = "incompatibilities.csv"
@@ -28,15 +29,29 @@ RULES_FILE = "incompatibilities.csv"
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
-    offer: tuple[tuple[tuple[str, str], ...], ...]  # any of: all of (kind, value)
+    offer: tuple[tuple[tuple[str, str], ...], ...]  # any of: all of (sign + kind, value)
     uses: tuple[str, ...]
     except_need_nace: tuple[str, ...]
     reason_fr: str
     reason_en: str
     reference: str
+    # The single positive matchers by kind, for a set lookup (hundreds of thousands of offers).
+    single: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    compound: tuple[tuple[tuple[str, str], ...], ...] = field(default=(), compare=False)
 
     def reason(self, lang: str = "fr") -> str:
         return self.reason_fr if lang == "fr" else self.reason_en
+
+
+def _compiled(rule: Rule) -> Rule:
+    single: dict[str, set[str]] = {}
+    compound = []
+    for group in rule.offer:
+        if len(group) == 1 and group[0][0][0] == "=" and group[0][0][1:] in ("family", "concept", "word"):
+            single.setdefault(group[0][0][1:], set()).add(group[0][1])
+        else:
+            compound.append(group)
+    return dataclasses.replace(rule, single={k: frozenset(v) for k, v in single.items()}, compound=tuple(compound))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +116,15 @@ def _holds(kind: str, value: str, facts: OfferFacts) -> bool:
 
 
 def _offer_matches(rule: Rule, facts: OfferFacts) -> bool:
+    single = rule.single
+    if (
+        facts.families & single.get("family", frozenset())
+        or facts.materials & single.get("concept", frozenset())
+        or facts.words & single.get("word", frozenset())
+    ):
+        return True
     return any(
-        all(_holds(kind[1:], value, facts) != (kind[0] == "!") for kind, value in group) for group in rule.offer
+        all(_holds(kind[1:], value, facts) != (kind[0] == "!") for kind, value in group) for group in rule.compound
     )
 
 
@@ -138,7 +160,7 @@ def rules_in(directory: Path) -> Rules:
         with path.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 rule_id = row["rule"].strip()
-                loaded.append(
+                loaded.append(_compiled(
                     Rule(
                         id=rule_id,
                         offer=_parse_offer(row["offer"], rule_id),
@@ -149,7 +171,7 @@ def rules_in(directory: Path) -> Rules:
                         reason_en=row["reason_en"].strip(),
                         reference=row["reference"].strip(),
                     )
-                )
+                ))
     if len(loaded) > 62:
         raise ValueError(f"{RULES_FILE}: at most 62 rules, got {len(loaded)}")
     return Rules(rules=tuple(loaded))

@@ -287,7 +287,7 @@ def _exchange_examples(f: ExchangeFile, feats: PairFeatures, keep: NDArray[np.bo
             ys.append(0.0)
             ws.append(1.0 / len(wrong))
             gs.append(f.groups[i])
-    return Examples(np.array(xs).reshape(-1, len(ranker.FEATURES)), np.array(ys), np.array(ws), gs)
+    return Examples(np.array(xs).reshape(-1, feats.x.shape[-1]), np.array(ys), np.array(ws), gs)
 
 
 def _labelled_examples(
@@ -312,7 +312,7 @@ def _labelled_examples(
                 ys.append(0.0)
                 ws.append(0.5)
                 gs.append(lab.groups[i])
-    return Examples(np.array(xs).reshape(-1, len(ranker.FEATURES)), np.array(ys), np.array(ws), gs)
+    return Examples(np.array(xs).reshape(-1, feats.x.shape[-1]), np.array(ys), np.array(ws), gs)
 
 
 def _non_pairs(lab: LabelledPairs, i: int, good_needs: dict[str, set[str]], rng: random.Random) -> list[int]:
@@ -634,7 +634,7 @@ def decision_examples(decisions: Sequence[tuple[Listing, Listing, int]]) -> Exam
         xs.append(feats.x[0, 0])
         ys.append(float(label))
     n = len(ys)
-    return Examples(np.array(xs).reshape(-1, len(ranker.FEATURES)), np.array(ys), np.ones(n), ["decisions"] * n)
+    return Examples(np.array(xs).reshape(-1, feats.x.shape[-1]), np.array(ys), np.ones(n), ["decisions"] * n)
 
 
 def _rounded(value: Any) -> Any:
