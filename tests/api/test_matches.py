@@ -71,6 +71,16 @@ def test_invalid_transitions_are_409_problems(api, session, make_actor) -> None:
                     json={"quantity": 1, "unit": "t", "date": "2026-01-10"}).status_code == 409
 
 
+def test_a_decline_says_why_in_one_word(api, session, make_actor) -> None:
+    seller, _buyer, _offer, _need, match = _deal(session, make_actor)
+    base = f"/api/v1/matches/{match.id}"
+    refused = api.post(f"{base}/decline?reason=bof", headers=seller.headers)
+    assert refused.status_code == 422 and "reason" in refused.get_json()["errors"]
+    assert api.post(f"{base}/decline?reason=quality", headers=seller.headers).get_json()["status"] == "declined"
+    session.refresh(match)
+    assert match.offer_decline_reason == "quality"
+
+
 def test_a_third_firm_cannot_see_or_act_on_a_match(api, session, make_actor) -> None:
     _seller, _buyer, _offer, _need, match = _deal(session, make_actor)
     third = make_actor()

@@ -156,3 +156,48 @@ def test_two_parties_accepting_at_the_same_moment_both_count(app, session) -> No
     assert not failures
     session.expire_all()
     assert session.get(Match, ids[0]).status is MatchStatus.accepted
+
+
+def test_a_decline_keeps_its_one_click_reason_and_an_unknown_one_is_refused(session, deal) -> None:
+    match, seller, buyer = deal
+    with pytest.raises(ValidationError) as refused:
+        decisions.decline(session, match, buyer, reason="because")
+    assert "reason" in refused.value.messages()
+    assert match.status is MatchStatus.proposed  # nothing written
+    decisions.decline(session, match, buyer, reason="too_far")
+    assert match.need_decline_reason == "too_far" and match.offer_decline_reason is None
+    payload = next(e.payload for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "match.decision")))
+    assert payload["reason"] == "too_far"
+
+
+def test_the_first_decision_keeps_what_the_firms_saw_whatever_a_rematch_writes(session, deal) -> None:
+    match, seller, buyer = deal
+    match.explanation = {"score": 0.5, "probability": 0.7, "model_version": "2026-12-07-abc", "phrase_fr": "x"}
+    decisions.express_interest(session, match, buyer)
+    assert match.decided_score == 0.7 and match.model_version == "2026-12-07-abc"
+    # A later model scores the pair again: the snapshot stays.
+    match.score, match.explanation = 0.2, {"probability": 0.2, "model_version": "later"}
+    decisions.accept(session, match, seller)
+    assert match.decided_score == 0.7 and match.decided_explanation["phrase_fr"] == "x"
+
+
+def test_decided_pairs_teach_what_the_firms_said(session) -> None:
+    from matchmaking.services.learning import decided_pairs
+
+    seller, buyer = make_firm(session), make_firm(session)
+    pairs = {}
+    for reason in ("wrong_material", "too_far", None):
+        offer = make_listing(session, seller, title=f"Chutes {reason}")
+        need = make_listing(session, buyer, kind="need", title=f"Besoin {reason}")
+        m = Match(offer=offer, need=need, score=0.7)
+        session.add(m)
+        session.flush()
+        pairs[reason] = m
+    s_user, b_user = make_user(session, seller), make_user(session, buyer)
+    decisions.decline(session, pairs["wrong_material"], b_user, reason="wrong_material")
+    decisions.decline(session, pairs["too_far"], b_user, reason="too_far")
+    decisions.accept(session, pairs[None], s_user)
+    decisions.accept(session, pairs[None], b_user)
+    learned = {(o.title, label) for o, _n, label in decided_pairs(session)}
+    # A wrong material teaches "not a pair"; too far says nothing of the material; both accepting, "a pair".
+    assert learned == {("Chutes wrong_material", 0), ("Chutes None", 1)}

@@ -149,6 +149,18 @@ def test_a_declined_match_cannot_be_accepted_and_says_so(client, session) -> Non
     assert match.status is MatchStatus.declined
 
 
+def test_declining_takes_one_click_that_says_why(client, session) -> None:
+    _offer, _need, match, users = _bike_shop_and_pallet_maker(session)
+    sign_in(client, users["maker"])
+    page = text(client.get(f"/matches/{match.id}"))
+    for label in ("Pas la bonne matière", "Trop loin", "Quantité trop faible", "Qualité inadaptée", "Autre raison"):
+        assert label in page
+    post(client, f"/matches/{match.id}/decision", {"decision": "declined", "reason": "too_small"},
+         form_url=f"/matches/{match.id}")
+    session.refresh(match)
+    assert match.status is MatchStatus.declined and match.need_decline_reason == "too_small"
+
+
 def test_the_inbox_comes_in_pages_accepted_first_then_by_score(client, session) -> None:
     from matchmaking.web.matches import INBOX_PAGE
 
