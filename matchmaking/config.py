@@ -74,6 +74,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_REGISTER": "5 per minute;30 per hour",
         "IMPORT_MAX_BYTES": 10 * 1024 * 1024,
         "IMPORT_MAX_ROWS": 20_000,
+        # An anonymous listing's place is an area at least this many firms have sites in.
+        "ANONYMITY_K": 5,
     } | worker_defaults(instance_path)
 
 

@@ -87,3 +87,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def busy_communes(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every commune counts as having enough firms (k = 1): anonymous listings shown at commune level."""
+    monkeypatch.setitem(app.config, "ANONYMITY_K", 1)

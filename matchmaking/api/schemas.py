@@ -134,14 +134,19 @@ class FirmOutSchema(Schema):
 
 
 class PlaceOutSchema(Schema):
-    commune_insee = fields.String(required=True)
-    commune = fields.String(required=True)
+    commune_insee = fields.String(allow_none=True, required=True, metadata={
+        "description": "null when the place is an area wider than a commune."})
+    commune = fields.String(required=True, metadata={"description": "The commune, or the wider area's name."})
     postal_code = fields.String(allow_none=True, required=True)
     lat = fields.Float(required=True)
     lon = fields.Float(required=True)
     address = fields.String(allow_none=True, required=True)
     precision = fields.String(required=True, metadata={
-        "enum": ["site", "commune"], "description": "commune: coordinates are the commune centroid."})
+        "enum": ["site", "commune", "territory", "department", "region"],
+        "description": "commune: coordinates are the commune centroid; territory, department, region: an "
+                       "anonymous listing whose commune has fewer than k firms (ANONYMITY_K) is placed at the "
+                       "centroid of the smallest wider area that has k, and distances to it are rounded to "
+                       "5, 10 or 20 km."})
 
 
 class ListingOutSchema(Schema):
@@ -173,6 +178,8 @@ class ListingOutSchema(Schema):
         "description": "The firm, exact site and price are hidden from you (anonymous listing)."})
     firm = fields.Nested(FirmOutSchema, allow_none=True, required=True)
     location = fields.Nested(PlaceOutSchema, attribute="place", required=True)
+    public_location = fields.Nested(PlaceOutSchema, attribute="public_place", allow_none=True, metadata={
+        "description": "Your anonymous listing: the place other firms see (null otherwise)."})
     reference = fields.String(allow_none=True, required=True, metadata={"description": "Yours only."})
     site_id = fields.Integer(allow_none=True, required=True, metadata={"description": "Yours only."})
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from ..models import (
     AuditLog,
@@ -34,7 +34,7 @@ from ..models import (
     utcnow,
 )
 from . import listings as listing_service
-from . import outbox, queries
+from . import outbox, queries, visibility
 from . import validation as v
 from .errors import Conflict, NotFound
 
@@ -219,6 +219,12 @@ def _members(session: Session, firm_id: int) -> list[User]:
     ))
 
 
+def _session_of(match: Match) -> Session:
+    session = object_session(match)
+    assert session is not None, "a match being introduced belongs to a session"
+    return session
+
+
 def _introduction_payload(match: Match, user: User, facilitator: User, message: str) -> dict[str, Any]:
     """What each firm is told: its own listing, the other listing, and the other firm's name only
     when that listing is not anonymous or the match is accepted (a facilitator's introduction does
@@ -235,7 +241,7 @@ def _introduction_payload(match: Match, user: User, facilitator: User, message: 
         "other_listing_id": other.id,
         "other_title": other.title,
         "other_firm_name": other.firm.name if reveal else None,
-        "other_commune": other.site.commune.name if other.site and other.site.commune else None,
+        "other_commune": visibility.audience(_session_of(match), user).view(other).place.commune,
         "score": round(match.score, 3),
     }
 

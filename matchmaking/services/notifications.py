@@ -32,7 +32,7 @@ from ..models import (
     WebhookEndpoint,
     utcnow,
 )
-from . import outbox, queries
+from . import outbox, queries, visibility
 
 MATCH_FOUND = "match.found"
 MATCH_IMPROVED = "match.improved"
@@ -139,21 +139,23 @@ def recipients(session: Session, firm_ids: Iterable[int], min_score: float | Non
     return list(session.scalars(query.order_by(User.id)))
 
 
-def match_payload(match: Match, user: User) -> dict[str, Any]:
+def match_payload(session: Session, match: Match, user: User) -> dict[str, Any]:
     """What the notice says, from the recipient's side; the other firm is never named (it may be
-    anonymous until both accept), its place is given as a commune only."""
+    anonymous until both accept), its place and distance are given as the recipient may know them
+    (services/visibility.py: a commune, or a wider area when the commune has few firms)."""
     own, other = (match.offer, match.need) if match.offer.firm_id == user.firm_id else (match.need, match.offer)
+    seen = visibility.audience(session, user)
     return {
         "match_id": match.id,
         "score": round(match.score, 3),
-        "distance_km": None if match.distance_km is None else round(match.distance_km, 1),
+        "distance_km": seen.distance_between(own, other),
         "listing_id": own.id,
         "listing_title": own.title,
         "listing_kind": own.kind.value,
         "other_listing_id": other.id,
         "other_title": other.title,
         "other_kind": other.kind.value,
-        "other_commune": other.site.commune.name if other.site and other.site.commune else None,
+        "other_commune": seen.view(other).place.commune,
     }
 
 
@@ -169,7 +171,7 @@ def _notify(session: Session, user: User, match: Match, kind: str, key: str) -> 
     if _exists(session, user, key):
         return None
     notification = Notification(user=user, kind=kind, dedup_key=key, match_id=match.id,
-                                payload=match_payload(match, user))
+                                payload=match_payload(session, match, user))
     session.add(notification)
     session.flush()
     return notification

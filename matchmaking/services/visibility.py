@@ -1,8 +1,13 @@
 """What a viewer may see of a listing or a firm: the single place that decides it.
 
-The rule: an *anonymous* listing of another firm shows no firm identity, no exact location (its
-commune only; the commune centroid stands in for coordinates and for every distance) and no price,
-until a match between the viewer's firm and the listing's firm has been accepted by both.
+The rule: an *anonymous* listing of another firm shows no firm identity, no exact location and no
+price, until a match between the viewer's firm and the listing's firm has been accepted by both.
+Its location is an *area* that at least k firms (``ANONYMITY_K``, 5 by default) have sites in:
+its commune when the commune has k firms, else the CCMA territory (communes of the CCMA), else
+its department, else the whole area served. The area's centroid stands in for coordinates and for
+every distance, and a distance to a wider area than a commune is rounded to that area's step
+(5 km for the territory, 10 km for a department, 20 km beyond): a commune where a firm sits alone,
+or with few others, would otherwise name it to anyone who knows which firms are there.
 The owner firm always sees everything, and so do CCMA facilitators and administrators (they
 introduce firms to each other); analysts and visitors who are not signed in see what any third firm
 sees. A firm's contact details (person, e-mail, phone) are personal data: they are shown only once
@@ -27,15 +32,19 @@ databases differing only in these fields give a third firm the same bytes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from flask import current_app, has_app_context
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from ..matching.geo import HALF_DECAY_KM
 from ..models import (
+    Commune,
     Firm,
     Frequency,
     Kind,
@@ -44,6 +53,7 @@ from ..models import (
     Match,
     MatchStatus,
     Role,
+    Site,
     Unit,
     User,
 )
@@ -56,6 +66,12 @@ STAFF_SEEING_IDENTITIES = frozenset({Role.facilitator, Role.admin})
 # for the request to write one audit row (see take_disclosed).
 DISCLOSED = "visibility.disclosed"
 EARTH_RADIUS_KM = 6371.0088
+ANONYMITY_K = 5
+TERRITORY_NAME = "Communauté de communes du Mont des Avaloirs"
+DEPARTMENT_NAMES = {"53": "Mayenne", "61": "Orne", "72": "Sarthe"}
+ALL_AREA_NAME = "Mayenne, Orne et Sarthe"
+# How finely a distance to an area is told: a commune's to 100 m (its centroid), wider ones coarser.
+AREA_STEP_KM = {"commune": 0.1, "territory": 5.0, "department": 10.0, "region": 20.0}
 # Keys an engine explanation may carry that would locate or name the other firm.
 _REVEALING_KEYS = frozenset(
     {"firm", "firm_id", "firm_name", "siret", "site", "site_id", "address", "lat", "lon", "latitude",
@@ -86,10 +102,33 @@ class FirmView:
 
 
 @dataclass(frozen=True)
-class PlaceView:
-    """Where a listing is, as precisely as the viewer may know: "site" or "commune" precision."""
+class Area:
+    """Where an anonymous listing is said to be: a commune or a wider area, with its centroid."""
 
-    commune_insee: str
+    code: str  # the commune's INSEE code, "ccma", the department's number, or "all"
+    name: str
+    level: str  # "commune", "territory", "department" or "region"
+    lat: float
+    lon: float
+    firms: int  # firms with a site in it
+
+    @property
+    def step_km(self) -> float:
+        return AREA_STEP_KM[self.level]
+
+    def round_km(self, km: float) -> float:
+        """A distance as precisely as this area allows (never 0 for an area wider than a commune)."""
+        if self.level == "commune":
+            return round(km, 1)
+        return max(self.step_km, round(km / self.step_km) * self.step_km)
+
+
+@dataclass(frozen=True)
+class PlaceView:
+    """Where a listing is, as precisely as the viewer may know: "site", "commune" or a wider area
+    ("territory", "department", "region": commune_insee and postal_code are then None)."""
+
+    commune_insee: str | None
     commune: str
     postal_code: str | None
     lat: float
@@ -131,6 +170,8 @@ class ListingView:
     # The owner's own bookkeeping, shown to the owner only.
     reference: str | None = None
     site_id: int | None = None
+    # What other firms see of the place of the owner's anonymous listing (owner only).
+    public_place: PlaceView | None = None
 
 
 def firm_view(firm: Firm, *, contact: bool = True) -> FirmView:
@@ -157,6 +198,8 @@ class Audience:
     user: User | None
     _revealed: frozenset[int] | None = field(default=None, repr=False)
     _paired: frozenset[int] | None = field(default=None, repr=False)
+    k: int = ANONYMITY_K
+    _geography: _Geography | None = field(default=None, repr=False)
 
     @property
     def firm_id(self) -> int | None:
@@ -242,17 +285,36 @@ class Audience:
             or listing.id in self.paired_listing_ids
         )
 
+    def area(self, listing: Listing) -> Area:
+        """The smallest area around the listing's commune that at least k firms have sites in."""
+        if self._geography is None:
+            self._geography = _Geography.load(self.session)
+        return self._geography.area(listing.site.commune, self.k)
+
     def point(self, listing: Listing) -> tuple[float, float]:
-        """The coordinates to compute with: the exact site, or the commune centroid when hidden."""
+        """The coordinates to compute with: the exact site, or its area's centroid when hidden."""
         if self.shows_identity(listing):
             return listing.site.lat, listing.site.lon
-        commune = listing.site.commune
-        return commune.lat, commune.lon
+        area = self.area(listing)
+        return area.lat, area.lon
 
     def distance_km(self, listing: Listing, lat: float, lon: float) -> float:
-        """Distance from a point to the listing as this viewer may know it, rounded to 100 m."""
+        """Distance from a point to the listing as this viewer may know it: to 100 m from a site or
+        a commune's centroid, to the area's step from a wider area's."""
         here = self.point(listing)
-        return round(haversine_km(lat, lon, here[0], here[1]), 1)
+        km = haversine_km(lat, lon, here[0], here[1])
+        if self.shows_identity(listing):
+            return round(km, 1)
+        return self.area(listing).round_km(km)
+
+    def public_place(self, listing: Listing) -> PlaceView:
+        """The place of an anonymous listing as a firm that may not see it exactly sees it."""
+        area = self.area(listing)
+        commune = listing.site.commune
+        if area.level == "commune":
+            postal = commune.postal_codes.split()[0] if commune.postal_codes else None
+            return PlaceView(commune.insee, commune.name, postal, area.lat, area.lon, None, "commune")
+        return PlaceView(None, area.name, None, area.lat, area.lon, None, area.level)
 
     def distance_between(self, mine: Listing, other: Listing) -> float:
         """Distance between one of the viewer's listings (exact) and another one (as visible)."""
@@ -273,7 +335,7 @@ class Audience:
         if shown:
             place = PlaceView(commune.insee, commune.name, postal, site.lat, site.lon, site.address, "site")
         else:
-            place = PlaceView(commune.insee, commune.name, postal, commune.lat, commune.lon, None, "commune")
+            place = self.public_place(listing)
         return ListingView(
             id=listing.id,
             kind=listing.kind,
@@ -303,6 +365,7 @@ class Audience:
             price_eur_per_unit=listing.price_eur_per_unit if shown else None,
             reference=listing.reference if mine else None,
             site_id=listing.site_id if mine else None,
+            public_place=self.public_place(listing) if mine and listing.anonymous else None,
         )
 
     def explanation(self, explanation: Mapping[str, Any] | None, other: Listing,
@@ -315,17 +378,78 @@ class Audience:
         return scrubbed
 
 
+_KM_IN_PHRASE = re.compile(r"\d+(?:[.,]\d+)? km")
+
+
 def _scrub(value: Any, distance_km: float | None) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if key in _REVEALING_KEYS:
                 continue
-            out[key] = distance_km if key in _DISTANCE_KEYS else _scrub(item, distance_km)
+            if key in _DISTANCE_KEYS:
+                out[key] = distance_km
+            elif key in ("phrase_fr", "phrase_en") and isinstance(item, str):
+                # The engine's phrase gives its own distance ("12 km"): the viewer's replaces it.
+                shown = "" if distance_km is None else f"{distance_km:.0f} km"
+                out[key] = " · ".join(p for p in (_KM_IN_PHRASE.sub(shown, part) for part in item.split(" · ")) if p)
+            elif key == "raw" and value.get("name") == "distance" and distance_km is not None:
+                out[key] = 1.0 / (1.0 + distance_km / HALF_DECAY_KM)
+            else:
+                out[key] = _scrub(item, distance_km)
         return out
     if isinstance(value, list):
         return [_scrub(item, distance_km) for item in value]
     return value
+
+
+@dataclass
+class _Geography:
+    """Which firms have sites in each commune and each wider area, and the areas' centroids."""
+
+    communes: dict[str, set[int]]
+    territory: set[int]
+    departments: dict[str, set[int]]
+    everyone: set[int]
+    centroids: dict[str, tuple[float, float]]
+
+    @classmethod
+    def load(cls, session: Session) -> _Geography:
+        communes: dict[str, set[int]] = {}
+        departments: dict[str, set[int]] = {}
+        territory: set[int] = set()
+        everyone: set[int] = set()
+        rows = session.execute(select(Site.firm_id, Commune.insee, Commune.ccma, Commune.department)
+                               .join(Commune, Site.commune_insee == Commune.insee).distinct())
+        for firm_id, insee, ccma, department in rows:
+            communes.setdefault(insee, set()).add(firm_id)
+            departments.setdefault(department, set()).add(firm_id)
+            everyone.add(firm_id)
+            if ccma:
+                territory.add(firm_id)
+        centroids: dict[str, tuple[float, float]] = {}
+        for key, lat, lon in session.execute(
+                select(Commune.department, func.avg(Commune.lat), func.avg(Commune.lon)).group_by(Commune.department)):
+            centroids[key] = (float(lat), float(lon))
+        middle = session.execute(select(func.avg(Commune.lat), func.avg(Commune.lon))
+                                 .where(Commune.ccma.is_(True))).one()
+        if middle[0] is not None:
+            centroids["ccma"] = (float(middle[0]), float(middle[1]))
+        whole = session.execute(select(func.avg(Commune.lat), func.avg(Commune.lon))).one()
+        centroids["all"] = (float(whole[0] or 0.0), float(whole[1] or 0.0))
+        return cls(communes, territory, departments, everyone, centroids)
+
+    def area(self, commune: Commune, k: int) -> Area:
+        firms = len(self.communes.get(commune.insee, ()))
+        if firms >= k:
+            return Area(commune.insee, commune.name, "commune", commune.lat, commune.lon, firms)
+        if commune.ccma and "ccma" in self.centroids and len(self.territory) >= k:
+            return Area("ccma", TERRITORY_NAME, "territory", *self.centroids["ccma"], len(self.territory))
+        department = self.departments.get(commune.department, set())
+        if len(department) >= k and commune.department in self.centroids:
+            name = DEPARTMENT_NAMES.get(commune.department, commune.department)
+            return Area(commune.department, name, "department", *self.centroids[commune.department], len(department))
+        return Area("all", ALL_AREA_NAME, "region", *self.centroids["all"], len(self.everyone))
 
 
 def take_disclosed(session: Session) -> set[int]:
@@ -334,9 +458,12 @@ def take_disclosed(session: Session) -> set[int]:
     return found
 
 
-def audience(session: Session, user: User | None) -> Audience:
-    """What `user` (None: a visitor not signed in) may see, for the length of one request."""
-    return Audience(session, user)
+def audience(session: Session, user: User | None, k: int | None = None) -> Audience:
+    """What `user` (None: a visitor not signed in) may see, for the length of one request; `k`
+    defaults to the application's ANONYMITY_K setting."""
+    if k is None:
+        k = int(current_app.config.get("ANONYMITY_K", ANONYMITY_K)) if has_app_context() else ANONYMITY_K
+    return Audience(session, user, k=max(1, k))
 
 
 def visible_listing(session: Session, user: User | None, listing_id: int) -> Listing:

@@ -118,6 +118,9 @@ def listing_new() -> Any:
     if publish:
         flash(_l("Your listing is published. Matching firms will appear in your matches within a few minutes."),
               "success")
+    if listing.anonymous:
+        flash(_l("Your listing is anonymous: other firms see it at “%(place)s”.",
+                 place=audience().public_place(listing).commune), "success")
     else:
         flash(_l("Your listing is saved as a draft; publish it when it is ready."), "success")
     return redirect(url_for("web.listing_detail", listing_id=listing.id))

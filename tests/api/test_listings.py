@@ -126,7 +126,8 @@ def assert_hidden(body: dict, listing, session) -> None:
                                 "lon": commune.lon, "address": None, "precision": "commune"}
 
 
-def test_an_anonymous_listing_reveals_nothing_to_a_third_firm_through_get_or_list(api, session, make_actor) -> None:
+def test_an_anonymous_listing_reveals_nothing_to_a_third_firm_through_get_or_list(
+        api, session, make_actor, busy_communes) -> None:
     seller, third = make_actor(), make_actor()
     listing = _anonymous_offer(session, seller)
     secrets = _hidden_strings(listing)
@@ -140,7 +141,7 @@ def test_an_anonymous_listing_reveals_nothing_to_a_third_firm_through_get_or_lis
     assert owner["location"]["address"] == "12 rue des Forges" and owner["reference"] == "REF-FORGES-1"
 
 
-def test_an_accepted_match_reveals_the_listing_to_the_partner_only(api, session, make_actor) -> None:
+def test_an_accepted_match_reveals_the_listing_to_the_partner_only(api, session, make_actor, busy_communes) -> None:
     seller, buyer, third = make_actor(), make_actor(), make_actor()
     listing = _anonymous_offer(session, seller)
     need = published(session, buyer.firm, kind="need", title="Caoutchouc")

@@ -19,7 +19,8 @@ def _deal(session, make_actor, *, anonymous: bool = True):
     return seller, buyer, offer, need, match
 
 
-def test_a_listings_matches_are_ranked_and_hide_what_the_other_firm_hides(api, session, make_actor) -> None:
+def test_a_listings_matches_are_ranked_and_hide_what_the_other_firm_hides(
+        api, session, make_actor, busy_communes) -> None:
     seller, buyer, offer, need, match = _deal(session, make_actor)
     weaker_offer = published(session, make_actor().firm, title="Pneus broyés")
     weaker = add_match(session, weaker_offer, need, score=0.41)

@@ -26,7 +26,7 @@ def test_search_ranks_listings_with_score_and_distance(api, session, make_actor)
 
 
 def test_anonymous_listings_sit_at_their_commune_centroid_for_distance_order_and_radius(
-        api, session, make_actor) -> None:
+        api, session, make_actor, busy_communes) -> None:
     a, b, _ = _two_hidden_offers(session, make_actor)
     third = make_actor(commune_insee="53147")
     centroid = session.get(Commune, a.site.commune_insee)

@@ -17,7 +17,7 @@ def _pair(session):
     return offer, need, users
 
 
-def test_an_anonymous_listing_shows_only_its_commune_to_another_firm(session) -> None:
+def test_an_anonymous_listing_shows_only_its_commune_to_another_firm(session, busy_communes) -> None:
     offer, _, users = _pair(session)
     view = visibility.audience(session, users["third"]).view(offer)
     commune = session.get(Commune, offer.site.commune_insee)
@@ -57,7 +57,7 @@ def test_only_a_match_accepted_by_both_reveals_the_firm(session) -> None:
     assert visibility.audience(session, users["third"]).shows_identity(offer) is False
 
 
-def test_distances_to_a_hidden_listing_start_from_the_commune_centroid(session) -> None:
+def test_distances_to_a_hidden_listing_start_from_the_commune_centroid(session, busy_communes) -> None:
     offer, _, users = _pair(session)
     commune = session.get(Commune, offer.site.commune_insee)
     third = visibility.audience(session, users["third"])
