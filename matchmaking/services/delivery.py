@@ -158,12 +158,23 @@ def message_id(kind: str, ident: int | str, settings: Settings) -> str:
     return f"<{kind}-{ident}@{settings.mail_domain}>"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+SUBJECT_MAX = 200
+
+
+def header_text(value: str, limit: int = SUBJECT_MAX) -> str:
+    """A value fit for one header line: newlines and control characters (a listing's title may
+    carry them) become spaces, the length is capped; the e-mail library then encodes and folds it."""
+    text = " ".join(_CONTROL.sub(" ", value).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _envelope(to: str, subject: str, text: str, html: str | None, msgid: str, settings: Settings,
               unsubscribe: str | None = None) -> EmailMessage:
     message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = settings.sender
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = header_text(subject)
     message["Message-ID"] = msgid
     message["Date"] = format_datetime(utcnow())
     message["Auto-Submitted"] = "auto-generated"
