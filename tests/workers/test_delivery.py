@@ -94,10 +94,18 @@ def test_signature_follows_standard_webhooks() -> None:
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1/h", "http://10.1.2.3/h", "http://169.254.169.254/latest",
                                  "http://[::1]/h", "http://192.168.1.10/h", "http://[::ffff:127.0.0.1]/h",
+                                 "http://[64:ff9b::7f00:1]/h", "http://[64:ff9b::a9fe:a9fe]/h",
+                                 "http://[64:ff9b:1::a00:1]/h", "http://[2002:7f00:1::1]/h",
+                                 "http://[2002:c0a8:10a::1]/h", "http://[::127.0.0.1]/h", "http://[::a01:203]/h",
                                  "ftp://example.fr/h"])
 def test_private_and_local_addresses_are_refused(url: str) -> None:
     with pytest.raises(GiveUp):
         delivery.resolve_target(url, allow_private=False)
+
+
+@pytest.mark.parametrize("raw", ["64:ff9b::5db8:d822", "2002:5db8:d822::1", "2a00:1450:4007:80e::200e"])
+def test_ipv6_forms_of_public_addresses_stay_allowed(raw: str) -> None:
+    assert delivery._allowed_ip(raw)
 
 
 def test_private_addresses_allowed_when_configured() -> None:
