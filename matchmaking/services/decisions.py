@@ -117,7 +117,7 @@ def _require_open(match: Match) -> None:
 
 def check_decline_reason(value: Any) -> str | None:
     """A decline's reason (one of ``DECLINE_REASONS``), or None; ValidationError on `reason`."""
-    if value is None or value == "":
+    if value is None:
         return None
     errors = v.Collector()
     reason = errors.check("reason", v.choice, value, {k: k for k in DECLINE_REASONS},

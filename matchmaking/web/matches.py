@@ -172,7 +172,7 @@ def match_decision(match_id: int) -> Response:
     current_user = user()
     assert current_user is not None
     try:
-        match = decisions.decide(db_session(), match, current_user, chosen, request.form.get("reason"))
+        match = decisions.decide(db_session(), match, current_user, chosen, request.form.get("reason") or None)
     except ValidationError as exc:
         db.session.rollback()
         flash(next(iter(exc.messages().values())), "error")

@@ -33,7 +33,9 @@ def test_the_bike_shop_inner_tubes_reach_the_pallet_maker(session, demo) -> None
     match, fresh = by_need[need.id]
     assert fresh and 0 < match.score <= 1
     assert match.explanation["phrase_fr"]
-    assert abs(sum(c["contribution"] for c in match.explanation["components"]) - match.score) < 1e-3
+    # The evidence adds up to the engine's score; the score a firm sees is its calibrated chance.
+    assert abs(sum(c["contribution"] for c in match.explanation["components"]) - match.explanation["score"]) < 1e-3
+    assert match.score == pytest.approx(match.explanation["probability"])
     # Running again finds the same pairs and reports nothing new.
     again = matching.refresh_matches(session, tubes.id)
     assert {m.id for m, _ in again} == {m.id for m, _ in found}
