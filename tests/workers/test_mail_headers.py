@@ -15,7 +15,8 @@ from tests.workers.test_delivery import _notified, _settings
 TITLES = [
     "Sciure\nBcc: victime@example.fr",
     "Chutes\r\nde\rbois",
-    "Palettes \x00\x07\x1b[31m cassées\x7f\u2028fin",
+    # (no NUL: PostgreSQL stores none, and validation never lets one through)
+    "Palettes \x01\x07\x1b[31m cassées\x7f\u2028fin",
     "é" * 1000,
     "x" * 1000,
 ]
@@ -39,7 +40,7 @@ def test_titles_that_cannot_sit_in_a_header_are_still_delivered(wsession: Any, f
     headers = raw.split(b"\r\n\r\n", 1)[0]
     assert b"\nBcc:" not in headers and "Bcc" not in message
     subject = str(message["Subject"])
-    assert "\n" not in subject and "\r" not in subject and "\x00" not in subject
+    assert "\n" not in subject and "\r" not in subject and "\x01" not in subject
     assert len(subject) <= delivery.SUBJECT_MAX + 40  # the kind of notice around the capped title
     delivery.send(wsession, message, _settings())  # the embedded mailbox keeps it too
     assert wsession.query(MailboxMessage).count() == 1
