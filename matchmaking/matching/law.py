@@ -5,9 +5,12 @@ A rule names what an offer is (``offer``: any of its matchers) and the uses it m
 name), ``code:PREFIX`` (a List-of-Waste code, digits only), ``word:WORD`` (a word of the offer's
 title, description or activity, read as the engine reads words), ``nace:PREFIX`` (the offer's
 firm's activity), ``hazardous``, or ``only-family:A|B`` (the offer has families, none of them
-listed); ``+`` joins matchers that must all hold, and ``!`` before one negates it. A need whose
-firm's activity starts with one of ``except_need_nace`` is exempt: a fertiliser plant or a licensed
-waste processor turns the material into something else, it does not spread or feed it.
+listed); ``+`` joins matchers that must all hold, and ``!`` before one negates it. A need use is a
+``use_*`` concept, ``concept:ID`` (a material the need names: polluted soil never makes topsoil) or
+``*`` (every need but a take-back: asbestos and batteries go to their scheme). A need whose firm's
+activity starts with one of ``except_need_nace`` is exempt: a fertiliser plant or a licensed waste
+processor turns the material into something else, it does not spread or feed it; ``approved`` there
+exempts a need that says its plant is approved ("agrément sanitaire").
 
 These are the only vetoes besides hazard, radius and lot: knowledge never gates a pair, the law
 does, and says why. Each side is reduced to a bit mask of rules once (the rules an offer falls
@@ -19,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +84,8 @@ class Rules:
         return sum(
             1 << i
             for i, rule in enumerate(self.rules)
-            if named.intersection(rule.uses) and not _exempt(rule, nace)
+            if (named.intersection(rule.uses) or (ANY_NEED in rule.uses and TAKE_BACK not in named))
+            and not _exempt(rule, nace, APPROVED in named)
         )
 
     def broken(self, facts: OfferFacts, uses: Iterable[str], nace: Sequence[str]) -> list[Rule]:
@@ -93,8 +98,10 @@ def _digits(code: str) -> str:
     return code.replace(".", "").strip()
 
 
-def _exempt(rule: Rule, nace: Sequence[str]) -> bool:
-    return any(_digits(code).startswith(_digits(p)) for code in nace for p in rule.except_need_nace)
+def _exempt(rule: Rule, nace: Sequence[str], approved: bool = False) -> bool:
+    if approved and APPROVED in rule.except_need_nace:
+        return True
+    return any(_digits(code).startswith(_digits(p)) for code in nace for p in rule.except_need_nace if p != APPROVED)
 
 
 def _holds(kind: str, value: str, facts: OfferFacts) -> bool:
@@ -185,19 +192,46 @@ def rules() -> Rules:
 
 # Words that deny the next one: "bois non traité", "sans peinture", "untreated" is one word already.
 NEGATORS = frozenset({"non", "sans", "pas", "aucun", "aucune", "jamais", "not", "no", "without", "free"})
+NEGATION_JOINERS = frozenset({"ni", "ou", "nor", "or"})
+NEGATION_REACH = 2
+_CLAUSE = re.compile(r"[,.;:()!?\n]")
+# A need that says it collects or takes back a material (its words name no use) hands it on to a
+# licensed outlet: no use-based rule applies to it.
+# Uses that say where a material ends up (near food, on a vegetable plot, in a wood boiler), not what
+# it becomes: a need's description names them whatever its material.
+SETTING_USES = frozenset({"use_food_contact", "use_food_crops", "use_biomass_boiler", "use_public_contact"})
+# A need that says its plant is approved ("agréé", "agrément sanitaire", "hygiénisation"): rules
+# listing ``approved`` among their exempt activities let it take what only approved plants may.
+APPROVED = "approved"
+APPROVED_WORDS = frozenset({"agree", "agreer", "agrement", "hygienisation", "approved"})
+TAKE_BACK = "take_back"  # what the law reads of such a need: no use, and no ``*`` rule either
+ANY_NEED = "*"  # a rule's uses: every need but a take-back (asbestos, batteries go to their scheme)
+TAKE_BACK_WORDS = frozenset({"collecte", "collecter", "reprise", "repriser", "reprendre", "ramassage", "collection"})
 
 
-def affirmed(tokens: Sequence[str]) -> tuple[str, ...]:
-    """The tokens of a text less those a negator denies ("non traité" does not say "traité")."""
+def affirmed(text: str) -> tuple[str, ...]:
+    """The words of a text (as ``tokenize`` reads them) less those a negator denies: "non traité"
+    does not say "traité", nor "sans colle ni vernis" "vernis", nor "pas de restes de repas" "repas"
+    (a negator reaches ``NEGATION_REACH`` words of its clause, stop words aside, and "ni" or "ou"
+    one further)."""
+    from matchmaking.matching.text import STOP_WORDS, raw_words, stem
+
     out: list[str] = []
-    denied = False
-    for token in tokens:
-        if token in NEGATORS:
-            denied = True
+    words = (w for clause in _CLAUSE.split(text) for w in (*raw_words(clause), ","))
+    reach = 0
+    for word in words:
+        if word == ",":  # a negation ends with its clause
+            reach = 0
+        elif word in NEGATORS:
+            reach = NEGATION_REACH
+        elif word in NEGATION_JOINERS:
+            reach = max(reach, 1) if reach else 0
+        elif word in STOP_WORDS or len(word) <= 1 or not any("a" <= ch <= "z" for ch in word):
             continue
-        if not denied:
-            out.append(token)
-        denied = False
+        elif reach:
+            reach -= 1
+        else:
+            out.append(stem(word))
     return tuple(out)
 
 

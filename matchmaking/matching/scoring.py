@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -149,7 +149,7 @@ class Profile:
     from_ordinal: float
     until_ordinal: float
     law_facts: law.OfferFacts | None  # offers: what the law's rules read of them
-    named_uses: tuple[str, ...]  # needs: the uses they name (their words, else their sector's)
+    named_uses: tuple[str, ...]  # needs: what the law reads of them (``_law_uses``)
     forbids: int  # offers: bits of the law's rules they fall under
     use_bits: int  # needs: bits of the law's rules whose uses they name
 
@@ -191,6 +191,7 @@ class _Words:
     term_weights: tuple[tuple[str, float], ...]
     materials: tuple[str, ...]
     text_uses: tuple[str, ...]
+    title_uses: tuple[str, ...]  # the uses the title (with its purpose) names
     label_uses: tuple[str, ...]
     products: tuple[str, ...]
 
@@ -278,6 +279,11 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
         term_weights=tuple(tokens_weights.items()),
         materials=tuple(materials),
         text_uses=tuple(text_uses),
+        # (the whole title too: "sacs pour farine" names a use its head and purpose do not)
+        title_uses=tuple(dict.fromkeys(
+            c for a in (title_a, purpose_a, analyse(main_title) if purpose_a is not None else None)
+            if a is not None for c in a.concepts if not is_material(c)
+        )),
         label_uses=label_uses,
         products=tuple(products),
     )
@@ -345,8 +351,9 @@ def _content(
 
     mat = _material_block(seed, tuple(materials), products, tuple(families), is_need)
     code_features = _code_block(tuple(codes))
+    asked = _asked_uses(words.title_uses, text_uses, materials, families) if is_need else text_uses
     uses, route_of_use, route_features, sector_features = _valorisation(
-        seed, is_need, tuple(materials), tuple(families), text_uses, label_uses, nace
+        seed, is_need, tuple(materials), tuple(families), asked, label_uses, nace
     )
     return _Content(
         analysis=analysis,
@@ -365,12 +372,48 @@ def _content(
         },
         code_hazardous=code_hazardous,
         law_facts=None if is_need else law.offer_facts(
-            families, materials, codes, law.affirmed(analysis.tokens) + _sector_tokens(sector_label), nace,
+            families, materials, codes, law.affirmed(f"{title}\n{description}") + _sector_tokens(sector_label), nace,
             code_hazardous,
         ),
-        # What a need names decides what the law forbids it; its sector speaks only when it names nothing.
-        named_uses=(tuple(dict.fromkeys((*text_uses, *label_uses))) or tuple(uses)) if is_need else (),
+        named_uses=_law_uses(words.title_uses, text_uses, label_uses, uses, materials, families, analysis.tokens)
+        if is_need else (),
     )
+
+
+def _asked_uses(
+    title_uses: Sequence[str], text_uses: Sequence[str], materials: Sequence[str], families: Sequence[str],
+    keep: frozenset[str] = frozenset(),
+) -> tuple[str, ...]:
+    """The uses a need asks for. What its title asks for counts; a use its description names counts
+    when the material it names can go there (big bags "to store feed" ask for no feed), or when it
+    is in ``keep``. Litter "for poultry" asks for litter: the animals are its setting, not a use."""
+    asked = list(dict.fromkeys(title_uses))
+    open_uses = routes.material_routes(materials, families) if (materials or families) else None
+    asked += [u for u in text_uses if u not in asked and (open_uses is None or u in open_uses or u in keep)]
+    if "use_animal_bedding" in asked and "use_animal_feed" not in asked:
+        asked = [u for u in asked if u != "use_livestock"]
+    return tuple(asked)
+
+
+def _law_uses(
+    title_uses: Sequence[str], text_uses: Sequence[str], label_uses: Sequence[str], sector_uses: Iterable[str],
+    materials: Sequence[str], families: Sequence[str], tokens: Sequence[str],
+) -> tuple[str, ...]:
+    """The uses (and ``concept:`` materials) the law reads of a need: what it asks for
+    (``_asked_uses``, with where it will be, ``law.SETTING_USES``: near food, on a vegetable plot);
+    its sector speaks only of uses the material it names can go to (a farm's pallets are not feed,
+    its bread is); nothing for a take-back ("collecte", "reprise"): a collector hands the material
+    on, it does not use it."""
+    if not text_uses and law.TAKE_BACK_WORDS.intersection(tokens):
+        return (law.TAKE_BACK,)
+    asked = _asked_uses(title_uses, text_uses, materials, families, keep=law.SETTING_USES)
+    inferred: Sequence[str] = label_uses if (text_uses or label_uses) else tuple(sector_uses)
+    if materials or families:
+        open_uses = routes.material_routes(materials, families)
+        inferred = [u for u in inferred if u in open_uses]
+    # The materials it names too: some rules forbid a material to a need for another ("topsoil").
+    approved = (law.APPROVED,) if law.APPROVED_WORDS.intersection(tokens) else ()
+    return tuple(dict.fromkeys((*asked, *inferred, *(f"concept:{m}" for m in materials), *approved)))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -204,6 +204,9 @@ def load_training(seed: Path, leave_out: frozenset[tuple[str, str]] = frozenset(
     if path.exists():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
         labelled = labelled_pairs(read_csv(path))
+    # The knowledge the features are read with (vocabulary, routes, the law) versions the model too.
+    for path in sorted(seed.glob("*.csv")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return TrainingData(files, labelled, digest.hexdigest()[:16])
 
 
@@ -434,6 +437,10 @@ class CrossValidation:
     labelled_score: FloatArray | None  # held-out score of each labelled pair (0 where vetoed)
     labelled_vetoed: NDArray[np.bool_] | None
     fold_weights: list[FloatArray]
+    # Held-out scores of sampled non-pairs of the labelled file (an offer with another row's need),
+    # and whether the law vetoes each: the threshold counts them as wrong lines a firm would see.
+    non_pair_score: FloatArray | None = None
+    non_pair_vetoed: NDArray[np.bool_] | None = None
 
 
 def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -> CrossValidation:
@@ -458,6 +465,8 @@ def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -
     oof_y: list[float] = []
     oof_w: list[float] = []
     lab_score = np.zeros(len(lab.labels)) if lab is not None else None
+    non_pairs = _threshold_non_pairs(lab, seed) if lab is not None else []
+    non_pair_score = np.zeros(len(non_pairs))
     fold_weights: list[FloatArray] = []
     for k in range(FOLDS):
         parts = [
@@ -495,6 +504,9 @@ def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -
                     oof_s.append(float(scores[i, i]))
                     oof_y.append(1.0 if lab.labels[i] == "good" else 0.0)
                     oof_w.append(1.0)
+                for n, (i, j) in enumerate(non_pairs):
+                    if fold[lab.groups[i]] == k:
+                        non_pair_score[n] = scores[i, j]
     return CrossValidation(
         ranks=ranks,
         files=data.files,
@@ -504,7 +516,21 @@ def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -
         labelled_score=lab_score,
         labelled_vetoed=np.diag(lab_feats.vetoed).copy() if lab_feats is not None else None,
         fold_weights=fold_weights,
+        non_pair_score=non_pair_score if lab is not None else None,
+        non_pair_vetoed=(np.array([lab_feats.vetoed[i, j] for i, j in non_pairs], dtype=bool)
+                         if lab_feats is not None else None),
     )
+
+
+def _threshold_non_pairs(lab: LabelledPairs, seed: int) -> list[tuple[int, int]]:
+    """Sampled (offer row, need row) non-pairs of the labelled file, apart from those training
+    draws (its own random stream, so the fitted weights do not move)."""
+    rng = random.Random(seed + 1)
+    goods = [i for i, label in enumerate(lab.labels) if label == "good"]
+    good_needs: dict[str, set[str]] = {}
+    for i in goods:
+        good_needs.setdefault(lab.offers[i].title.lower(), set()).add(lab.needs[i].title.lower())
+    return [(i, j) for i in goods for j in _non_pairs(lab, i, good_needs, rng)]
 
 
 def _calibration_rows(
@@ -574,6 +600,8 @@ def choose_threshold(
         "good": float(good.sum()),
         "absurd": float(sum(label == "absurd" for label in labels)),
         "forbidden": float(sum(label == "forbidden" for label in labels)),
+        "non_pairs": float(sum(label == "non_pair" for label in labels)),
+        "non_pairs_shown": float((shown & np.array([label == "non_pair" for label in labels])).sum()),
     }
     return best, stats
 
@@ -602,9 +630,12 @@ def train(data: TrainingData, seed: int = SEED, compare: bool = True) -> ranker.
     labelled_stats: dict[str, float] = {}
     threshold = 0.5
     if lab is not None and cv.labelled_score is not None and cv.labelled_vetoed is not None:
-        threshold, labelled_stats = choose_threshold(
-            draft.probability(cv.labelled_score), lab.labels, cv.labelled_vetoed
-        )
+        probability, labels, vetoed = draft.probability(cv.labelled_score), list(lab.labels), cv.labelled_vetoed
+        if cv.non_pair_score is not None and cv.non_pair_vetoed is not None:
+            probability = np.concatenate([probability, draft.probability(cv.non_pair_score)])
+            labels += ["non_pair"] * len(cv.non_pair_score)
+            vetoed = np.concatenate([vetoed, cv.non_pair_vetoed])
+        threshold, labelled_stats = choose_threshold(probability, labels, vetoed)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return ranker.Model(
         coefficients=coefficients,

@@ -33,7 +33,7 @@ FORBIDDEN = [
     (offer("Copeaux de tournage acier", sector=("Mécanique de précision", "25.62B")),
      need("Litière pour poulaillers", POULTRY), "metals_to_feed_or_bedding"),
     (offer("Lisier de porcs", code="02 01 06", sector=PIG_FARM),
-     need("Aliment du bétail", DAIRY), "manure_to_feed"),
+     need("Aliment du bétail", DAIRY), "manure_to_feed_or_bedding"),
     (offer("Boues de la station d'épuration", code="19 08 05"),
      need("Litière pour les vaches", DAIRY), "sludge_to_feed_or_bedding"),
     (offer("Films d'enrubannage usagés", sector=DAIRY),
@@ -48,6 +48,40 @@ FORBIDDEN = [
      need("Amendement organique à épandre", ("Culture de céréales", "01.11Z")), "hazardous_to_food_soil_animals"),
     (offer("Sciure de bois", sector=("Scierie", "16.10A")),
      need("Aliment pour les porcs", PIG_FARM), "non_feed_families_to_feed"),
+    (offer("Fumier de volailles", sector=POULTRY), need("Litière pour veaux", DAIRY), "manure_to_feed_or_bedding"),
+    (offer("Sandwichs et quiches invendus", sector=("Boulangerie", "10.71C")),
+     need("Pain sec pour porcs", PIG_FARM), "meat_fish_foodstuffs_to_feed"),
+    (offer("Biscuits en sachets non conformes", sector=("Biscuiterie", "10.72Z")),
+     need("Biscuits pour génisses", DAIRY), "packaged_food_to_feed"),
+    (offer("Boues de STEP chaulées", code="19 08 05"),
+     need("Fumure pour cultures maraîchères", ("Maraîchage", "01.13Z")), "sludge_digestate_to_food_crops"),
+    (offer("Terres polluées aux hydrocarbures"), need("Terre végétale", ("Paysagiste", "81.30Z")),
+     "polluted_soil_to_growing"),
+    (offer("Sacs d'engrais vides"), need("Sacs pour farine", ("Meunerie", "10.61A")), "chemicals_to_food_contact"),
+    (offer("Plaques fibrociment amiante"), need("Tôles pour couvrir un abri", DAIRY), "asbestos_anywhere"),
+    (offer("Batteries plomb usagées"), need("Plomb pour lests de pêche", ("Articles de pêche", "32.30Z")),
+     "batteries_to_approved_outlets"),
+    (offer("Pneus usagés"), need("Combustible bois pour chaudière 150 kW", ("Serre maraîchère", "01.13Z")),
+     "plastics_tyres_to_biomass_boiler"),
+    (offer("Huile de vidange", code="13 02 05*"), need("Chauffage de l'atelier", ("Menuiserie", "16.23Z")),
+     "waste_oil_burning"),
+    (offer("Lait écarté (antibiotiques)", sector=DAIRY),
+     need("Lait cru pour fromage fermier", ("Fromagerie", "10.51C")),
+     "antibiotic_milk_to_food"),
+    (offer("Paille moisie", sector=("Culture de céréales", "01.11Z")),
+     need("Fourrage grossier pour génisses", DAIRY), "mouldy_to_feed"),
+    (offer("traverses bois créosotées"), need("Bois pour aire de jeux", ("Camping", "55.30Z")),
+     "creosote_cca_to_public_contact"),
+    (offer("Chutes de plaques de plâtre"), need("Litière pour logettes", DAIRY), "gypsum_to_bedding"),
+    (offer("Plastique broyé de pare-chocs", code="16 01 19"),
+     need("Granulés pour bacs alimentaires", ("Plasturgie", "22.29A")), "recycled_plastics_to_food_contact"),
+    (offer("Chutes de cuir tanné", code="04 01 08"),
+     need("Peaux pour friandises à chiens", ("Aliments pour animaux de compagnie", "10.92Z")),
+     "tanned_leather_to_feed"),
+    (offer("Cendres volantes", code="10 01 15"), need("Amendement pour potager", ("Commune", "84.11Z")),
+     "fly_ash_to_food_chain"),
+    (offer("Viscères de volailles", sector=("Abattoir de volailles", "10.12Z")),
+     need("Matière pour compost", ("Plateforme de compostage", "38.21Z")), "animal_by_products_unprocessed_to_soil"),
 ]
 
 ALLOWED = [
@@ -65,6 +99,27 @@ ALLOWED = [
     # "Feed" of a kiln is no animal feed: the need's activity is industrial.
     (offer("Electric arc furnace filter dust", code="10 02 07*", sector=("Steelworks", "24.10Z")),
      need("Feed for the Waelz kiln", ("Zinc recycling", "24.43Z"))),
+    # Negations reach through "ni" and "pas de … de …"; a farm co-op's pallets are not feed.
+    (offer("Copeaux de rabotage", description="chêne et frêne massif, sans colle ni vernis"),
+     need("Copeaux pour litière lapins", ("Élevage de lapins", "01.49Z"))),
+    (offer("Épluchures de légumes", description="légumerie (pas de restes de repas), 1 t/semaine",
+           sector=("Légumerie", "10.39A")), need("Coproduits végétaux pour vaches", DAIRY)),
+    (offer("Palettes EUR", code="15 01 03"),
+     need("Palettes d'occasion", ("Coopérative agricole – négoce de céréales et d'aliments", "46.21Z"),
+          "Pour stocker les sacs d'aliment et les big bags de semences.")),
+    (offer("Pommes de terre déclassées", sector=("Maraîchage", "01.13Z")), need("Aliment pour bovins viande", DAIRY)),
+    # A take-back, a licensed collector, an approved plant, a permitted kiln.
+    (offer("Bidons phyto vides", code="15 01 10*"),
+     need("Emballages vides de produits phytos", ("Coopérative agricole", "46.21Z"),
+          "Collecte EVPP deux fois par an.")),
+    (offer("Poteaux CCA déposés", code="17 02 04*"),
+     need("Bois traités dangereux", ("Collecte des déchets dangereux", "38.12Z"), "Vers incinération agréée.")),
+    (offer("Déchets de découpe cat. 3", sector=("Préparation de produits à base de viande", "10.13A")),
+     need("Sous-produits animaux C3", ("Fabrication d'aliments pour animaux de compagnie", "10.92Z"))),
+    (offer("Viscères de volailles", sector=("Abattoir de volailles", "10.12Z")),
+     need("Matière pour compost", ("Plateforme de compostage", "38.21Z"), "Plateforme avec agrément sanitaire.")),
+    (offer("Pneus usagés"), need("Combustible de substitution", ("Cimenterie", "23.51Z"))),
+    (offer("Coquilles d'huîtres"), need("Amendement calcaire", ("Culture de céréales", "01.11Z"))),
 ]
 
 
@@ -105,7 +160,10 @@ def test_every_rule_has_reasons_and_a_reference() -> None:
 
 
 def test_a_denied_word_does_not_count() -> None:
-    assert law.affirmed(("bois", "non", "traite", "sec")) == ("bois", "sec")
+    assert law.affirmed("bois non traité, sec") == ("bois", "sec")
+    assert law.affirmed("chêne massif, sans colle ni vernis") == ("chene", "massif")
+    assert law.affirmed("légumerie (pas de restes de repas), 1 t") == ("legumerie",)
+    assert law.affirmed("bois sans étiquette, peint en vert") == ("bois", "peindre", "vert")  # a clause ends it
 
 
 def test_an_unknown_matcher_is_refused(tmp_path: Path) -> None:
