@@ -209,6 +209,7 @@ ANY_NEED = "*"  # a rule's uses: every need but a take-back (asbestos, batteries
 TAKE_BACK_WORDS = frozenset({"collecte", "collecter", "reprise", "repriser", "reprendre", "ramassage", "collection"})
 
 
+@functools.lru_cache(maxsize=65_536)
 def affirmed(text: str) -> tuple[str, ...]:
     """The words of a text (as ``tokenize`` reads them) less those a negator denies: "non traité"
     does not say "traité", nor "sans colle ni vernis" "vernis", nor "pas de restes de repas" "repas"

@@ -294,6 +294,7 @@ def release_words() -> None:
     large index)."""
     _words.cache_clear()
     _text_part.cache_clear()
+    law.affirmed.cache_clear()
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -380,6 +381,12 @@ def _content(
     )
 
 
+@functools.lru_cache(maxsize=16_384)
+def _open_uses(materials: tuple[str, ...], families: tuple[str, ...]) -> frozenset[str]:
+    """The uses a material with these concepts and families has a route to (cached: few combinations)."""
+    return frozenset(routes.material_routes(materials, families))
+
+
 def _asked_uses(
     title_uses: Sequence[str], text_uses: Sequence[str], materials: Sequence[str], families: Sequence[str],
     keep: frozenset[str] = frozenset(),
@@ -388,7 +395,7 @@ def _asked_uses(
     when the material it names can go there (big bags "to store feed" ask for no feed), or when it
     is in ``keep``. Litter "for poultry" asks for litter: the animals are its setting, not a use."""
     asked = list(dict.fromkeys(title_uses))
-    open_uses = routes.material_routes(materials, families) if (materials or families) else None
+    open_uses = _open_uses(tuple(materials), tuple(families)) if (materials or families) else None
     asked += [u for u in text_uses if u not in asked and (open_uses is None or u in open_uses or u in keep)]
     if "use_animal_bedding" in asked and "use_animal_feed" not in asked:
         asked = [u for u in asked if u != "use_livestock"]
@@ -409,7 +416,7 @@ def _law_uses(
     asked = _asked_uses(title_uses, text_uses, materials, families, keep=law.SETTING_USES)
     inferred: Sequence[str] = label_uses if (text_uses or label_uses) else tuple(sector_uses)
     if materials or families:
-        open_uses = routes.material_routes(materials, families)
+        open_uses = _open_uses(tuple(materials), tuple(families))
         inferred = [u for u in inferred if u in open_uses]
     # The materials it names too: some rules forbid a material to a need for another ("topsoil").
     approved = (law.APPROVED,) if law.APPROVED_WORDS.intersection(tokens) else ()
