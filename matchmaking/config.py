@@ -72,8 +72,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # leaves its owner, who mistypes a few times, well clear.
         "RATELIMIT_SIGN_IN_ACCOUNT": "20 per hour",
         "RATELIMIT_REGISTER": "5 per minute;30 per hour",
-        "IMPORT_MAX_BYTES": 10 * 1024 * 1024,
-        "IMPORT_MAX_ROWS": 20_000,
+        # Imports: the bounds are services.import_bounds.ImportLimits; IMPORT_MAX_ROWS, IMPORT_MAX_BYTES,
+        # IMPORT_MAX_LINES, IMPORT_MAX_COLUMNS ... (upper-case field names) override them.
         # An anonymous listing's place is an area at least this many firms have sites in.
         "ANONYMITY_K": 5,
     } | worker_defaults(instance_path)

@@ -3,7 +3,8 @@
 Every row is checked before anything is written. By default one bad row stops the whole import;
 on request only the valid rows are written. The firm's own `reference` column makes a re-import
 update the listings in place instead of duplicating them. A malformed file gives a report, never
-an exception.
+an exception. What a file may cost (size, lines, columns, unpacked size of a workbook) is bounded
+by `ImportLimits` and checked before and while reading, stopping at the first limit.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from sqlalchemy.orm import Session
 from ..models import Firm, Listing
 from . import listings as listing_service
 from .errors import ValidationError
+from .import_bounds import FileProblem, ImportLimits, check_workbook, choose_sheet, number
 
-MAX_BYTES = 10 * 1024 * 1024
-MAX_ROWS = 20_000
+__all__ = ["FileProblem", "ImportLimits", "ImportReport", "RowError", "import_listings"]
+
+LIMITS = ImportLimits()  # the defaults; the app's configuration may change each (ImportLimits.from_config)
+MAX_BYTES = LIMITS.max_bytes
+MAX_ROWS = LIMITS.max_rows
 MAX_FIELD_CHARS = 20_000
 ENCODINGS = ("utf-8-sig", "cp1252")  # utf-8-sig reads plain UTF-8 too
 DELIMITERS = (";", ",", "\t")
@@ -120,14 +125,6 @@ class ImportReport:
         return not self.file_errors and not self.row_errors
 
 
-class FileProblem(Exception):
-    """The file as a whole cannot be read; the message says why, for the user."""
-
-    def __init__(self, message: Any) -> None:
-        super().__init__(str(message))
-        self.message = message
-
-
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -168,19 +165,36 @@ def _csv_rows(content: bytes, report: ImportReport) -> Iterator[tuple[int, list[
         raise FileProblem(_l("Line %(line)s cannot be read (%(reason)s).", line=line, reason=str(exc))) from None
 
 
-def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
+def _xlsx_rows(content: bytes, limits: ImportLimits) -> Iterator[tuple[int, list[Any]]]:
     from openpyxl import load_workbook
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+    scans = check_workbook(content, limits, fold).sheets  # refuses before the library reads anything
     try:
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True, keep_links=False)
     except Exception:  # openpyxl raises many kinds (zip, XML, key errors) for a broken file
         raise FileProblem(_l("This file is not a valid Excel (.xlsx) workbook.")) from None
     try:
-        names = {fold(n): n for n in book.sheetnames}
-        name = next((names[n] for n in ("annonces", "listings") if n in names), None)
-        sheet = book[name] if name else book.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(row)
+        name = choose_sheet([ws.title for ws in book.worksheets], fold)
+        if name is None:
+            raise FileProblem(_l("This file is not a valid Excel (.xlsx) workbook."))
+        sheet = book[name]
+        scan = scans.get(name)
+        if scan is None:  # not the sheet that was checked: read it within the limits only
+            last_row, last_column = limits.max_lines, limits.max_columns
+        else:
+            last_row, last_column = scan.last_row, max(scan.last_column, 1)
+        if isinstance(sheet, ReadOnlyWorksheet):
+            # The declared range only pads rows with empty cells: the scan knows where the values end.
+            sheet.reset_dimensions()
+        empty_run = 0
+        for number, row in enumerate(sheet.iter_rows(max_row=max(last_row, 1), max_col=last_column,
+                                                     values_only=True), start=1):
+            cells = list(row)
+            empty_run = empty_run + 1 if _is_empty(cells) else 0
+            if number > last_row or empty_run >= limits.max_empty_run:
+                break  # nothing holding a value follows: the scan has seen the whole sheet
+            yield number, cells
     except FileProblem:
         raise
     except Exception:
@@ -189,7 +203,8 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
         book.close()
 
 
-def _rows(filename: str, content: bytes, report: ImportReport) -> Iterator[tuple[int, list[Any]]]:
+def _rows(filename: str, content: bytes, report: ImportReport, limits: ImportLimits,
+          ) -> Iterator[tuple[int, list[Any]]]:
     lower = filename.lower()
     if content.startswith(b"\xd0\xcf\x11\xe0") or lower.endswith(".xls"):
         raise FileProblem(_l("Old Excel files (.xls) are not read: save the table as .xlsx or CSV."))
@@ -197,7 +212,7 @@ def _rows(filename: str, content: bytes, report: ImportReport) -> Iterator[tuple
         if not zipfile.is_zipfile(io.BytesIO(content)):
             raise FileProblem(_l("This file is not a valid Excel (.xlsx) workbook."))
         report.format = "xlsx"
-        return _xlsx_rows(content)
+        return _xlsx_rows(content, limits)
     if lower.endswith((".xlsx", ".xlsm")):
         report.format = "xlsx"
         raise FileProblem(_l("This file is not a valid Excel (.xlsx) workbook."))
@@ -271,17 +286,20 @@ def import_listings(
     *,
     valid_only: bool = False,
     publish: bool = True,
-    max_bytes: int = MAX_BYTES,
-    max_rows: int = MAX_ROWS,
+    limits: ImportLimits | None = None,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> ImportReport:
     """Read, check every row, then write all rows (or, with `valid_only`, the valid ones).
 
     Nothing is written when the report has file errors, or row errors without `valid_only`.
-    The caller commits when `report.written`, and rolls back otherwise.
+    The caller commits when `report.written`, and rolls back otherwise. `limits` bound the
+    reading (the defaults when None); `max_bytes` and `max_rows` replace two of them.
     """
     report = ImportReport(filename=filename or "")
+    bounds = (limits or LIMITS).but(max_bytes=max_bytes, max_rows=max_rows)
     try:
-        rows = _read(firm, filename or "", content, report, max_bytes=max_bytes, max_rows=max_rows)
+        rows = _read(firm, filename or "", content, report, bounds)
     except FileProblem as exc:
         report.file_errors.append(exc.message)
         return report
@@ -373,17 +391,35 @@ def _header(cells: list[Any], report: ImportReport) -> dict[int, str]:
     return columns
 
 
-def _read(firm: Firm, filename: str, content: bytes, report: ImportReport, *, max_bytes: int,
-          max_rows: int) -> list[_Row]:
+def _read(firm: Firm, filename: str, content: bytes, report: ImportReport, limits: ImportLimits) -> list[_Row]:
     if not content or not content.strip():
         raise FileProblem(_l("The file is empty."))
-    if len(content) > max_bytes:
-        raise FileProblem(_l("The file is too large (at most %(mb)s MB).", mb=max_bytes // (1024 * 1024)))
+    if len(content) > limits.max_bytes:
+        raise FileProblem(_l("The file is too large (at most %(mb)s MB).", mb=limits.max_bytes // (1024 * 1024)))
     columns: dict[int, str] | None = None
     rows: list[_Row] = []
-    for line, cells in _rows(filename, content, report):
+    max_rows = limits.max_rows
+    last_line = 0  # the last line holding a value
+    for line, cells in _rows(filename, content, report, limits):
+        if line > limits.max_lines:
+            raise FileProblem(_l(
+                "The file goes on past line %(max)s; at most %(max)s lines are read, empty ones included. "
+                "Delete the empty lines below the table, or split the file.", max=number(limits.max_lines)))
         if _is_empty(cells):
-            continue
+            continue  # costs one step; the line limit bounds how many there can be
+        if len(cells) > limits.max_columns:
+            if not _is_empty(cells[limits.max_columns:]):
+                last = max(i for i, c in enumerate(cells) if not _is_empty([c])) + 1
+                raise FileProblem(_l(
+                    "Line %(line)s goes as far as column %(column)s; at most %(max)s columns are read. "
+                    "Delete the columns to the right of the table.", line=number(line), column=number(last),
+                    max=number(limits.max_columns)))
+            cells = cells[:limits.max_columns]
+        if line - last_line - 1 >= limits.max_empty_run:
+            raise FileProblem(_l(
+                "Line %(line)s comes after %(n)s empty lines: the table must be one block, starting at "
+                "the top of the sheet. Delete the empty lines.", line=number(line), n=number(line - last_line - 1)))
+        last_line = line
         if any(isinstance(c, str) and len(c) > MAX_FIELD_CHARS for c in cells):
             raise FileProblem(_l("Line %(line)s has a cell far too long: is this really a table of listings?",
                                  line=line))

@@ -234,11 +234,10 @@ def listing_import() -> Any:
     if upload is None or not upload.filename:
         return render_template("listings/import.html", report=None, values=values,
                                errors={"file": _l("Choose a CSV or XLSX file.")}), 422
-    max_bytes = int(current_app.config["IMPORT_MAX_BYTES"])
-    content = upload.stream.read(max_bytes + 1)
+    limits = imports.ImportLimits.from_config(current_app.config)
+    content = upload.stream.read(limits.max_bytes + 1)
     report = imports.import_listings(
-        db_session(), my_firm(), upload.filename, content, valid_only=values["mode"] == "valid",
-        max_bytes=max_bytes, max_rows=int(current_app.config["IMPORT_MAX_ROWS"]),
+        db_session(), my_firm(), upload.filename, content, valid_only=values["mode"] == "valid", limits=limits,
     )
     if report.written:
         db.session.commit()

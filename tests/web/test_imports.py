@@ -235,3 +235,37 @@ def test_a_file_above_the_upload_limit_gets_a_friendly_page(client, session) -> 
             + b"x" * (13 * 1024 * 1024) + b"\r\n--b--\r\n")
     response = client.post("/listings/import", data=body, content_type="multipart/form-data; boundary=b")
     assert response.status_code == 413 and "Fichier trop volumineux" in text(response)
+
+
+def test_the_import_page_refuses_a_sheet_declaring_a_million_rows_in_french(app, client, session,
+                                                                              monkeypatch) -> None:
+    import re
+    import zipfile
+
+    user = make_user(session, make_firm(session))
+    session.commit()
+    sign_in(client, user)
+    book = Workbook()
+    book.active.append(["type", "titre", "quantité", "unité", "fréquence"])
+    book.active.append(["offre", "Sciure", 3, "t", "mensuel"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    source, hostile = zipfile.ZipFile(io.BytesIO(buffer.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
+            archive.writestr(info.filename, data)
+    data = {"csrf_token": token(client, "/listings/import"), "file": (io.BytesIO(hostile.getvalue()), "a.xlsx")}
+    response = client.post("/listings/import", data=data, content_type="multipart/form-data")
+    html = text(response)
+    assert response.status_code == 422 and "Le fichier n’a pas pu être lu" in html
+    assert "déclare la plage A1:XFD1048576" in html
+    # The page reads its limits from the configuration.
+    monkeypatch.setitem(app.config, "IMPORT_MAX_ROWS", 1)
+    rows, _ = _rows(2)
+    data = {"csrf_token": token(client, "/listings/import"), "file": (io.BytesIO(_csv(rows)), "a.csv")}
+    response = client.post("/listings/import", data=data, content_type="multipart/form-data")
+    assert response.status_code == 422 and "Trop de lignes : 1 annonces au plus par fichier" in text(response)
+    assert session.scalar(select(func.count()).select_from(Listing)) == 0
