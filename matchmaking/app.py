@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, has_request_context, request, session
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
 from .extensions import babel, csrf, db, limiter, login_manager
@@ -35,6 +36,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("MATCHMAKING")
     if test_config:
         app.config.update(test_config)
+    config.settle(app.config, app.instance_path, debug=app.debug)
+
+    # Behind TRUSTED_PROXIES reverse proxies, the client's address and scheme are the ones the
+    # nearest of them saw: rate limits and sign-in waits then count per real client.
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     # Rate limits count in Redis when there is one, else in this process.
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")

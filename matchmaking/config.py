@@ -23,7 +23,8 @@ def database_url(raw: str | None, instance_path: str) -> str:
 
 
 def secret_key(instance_path: str) -> str:
-    """SECRET_KEY from the environment, else one generated once and kept under instance/."""
+    """SECRET_KEY from the environment, else one generated once and kept under instance/ (the
+    embedded mode only: create_app() refuses to start a server database without a key)."""
     if key := os.environ.get("SECRET_KEY"):
         return key
     path = Path(instance_path) / "secret_key"
@@ -35,10 +36,31 @@ def secret_key(instance_path: str) -> str:
     return key
 
 
+class MissingSecretKey(RuntimeError):
+    pass
+
+
+def settle(config: dict[str, Any], instance_path: str, *, debug: bool) -> None:
+    """What depends on the final settings, once the environment and the caller had their say."""
+    if config.get("SESSION_COOKIE_SECURE") is None:
+        config["SESSION_COOKIE_SECURE"] = str(config.get("BASE_URL") or "").startswith("https://")
+    if not config.get("SECRET_KEY"):
+        # A key generated into instance/ suits one machine's SQLite; a server database means a
+        # deployment, whose processes must share one key that survives a new release.
+        embedded = str(config.get("SQLALCHEMY_DATABASE_URI") or "").startswith("sqlite")
+        if not (embedded or debug or config.get("TESTING")):
+            raise MissingSecretKey(
+                "SECRET_KEY is not set. A deployment on a server database needs one, the same for every "
+                "web and worker process, e.g.: export SECRET_KEY=$(python -c "
+                "'import secrets; print(secrets.token_hex(32))')"
+            )
+        config["SECRET_KEY"] = secret_key(instance_path)
+
+
 def defaults(instance_path: str) -> dict[str, Any]:
     env = os.environ
     return {
-        "SECRET_KEY": secret_key(instance_path),
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,  # unset: see create_app()
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
@@ -56,7 +78,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAP_TILE_ATTRIBUTION": env.get(
             "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
         ),
-        "SESSION_COOKIE_SECURE": env.get("BASE_URL", "").startswith("https://"),
+        "SESSION_COOKIE_SECURE": None,  # unset: true when BASE_URL (however it is set) is https://
+        # Reverse proxies in front of the app (TLS front end, load balancer) whose X-Forwarded-For and
+        # X-Forwarded-Proto are believed; 0 believes none, and a client could forge its address.
+        "TRUSTED_PROXIES": _int(env.get("TRUSTED_PROXIES"), 0),
         "LOGIN_COOKIE_NAME": "mm_session",
         "LOGIN_SESSION_DAYS": 30,  # a browser stays signed in this long at most
         "LOGIN_IDLE_DAYS": 14,  # ... and this long without a visit
@@ -67,10 +92,17 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,  # Redis down: count in memory rather than fail
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Wrong passwords per address, whatever the accounts tried (right ones are not counted).
         "RATELIMIT_SIGN_IN": "10 per minute;60 per hour",
-        # Per account, whatever the address: slows guessing one password from many machines, and
-        # leaves its owner, who mistypes a few times, well clear.
-        "RATELIMIT_SIGN_IN_ACCOUNT": "20 per hour",
+        # Per account and address (services/sign_in.py): after 5 wrong passwords in a row, wait 30 s,
+        # doubling up to 15 min; an account guessed at 20 times from anywhere gives addresses it was
+        # never signed in from one free try each. The owner elsewhere is never held up.
+        "SIGN_IN_FREE_FAILURES": 5,
+        "SIGN_IN_FIRST_WAIT_SECONDS": 30,
+        "SIGN_IN_MAX_WAIT_SECONDS": 900,
+        "SIGN_IN_ACCOUNT_ALARM": 20,
+        "SIGN_IN_FORGET_HOURS": 24,
+        "SIGN_IN_KNOWN_DAYS": 30,
         "RATELIMIT_REGISTER": "5 per minute;30 per hour",
         # Imports: the bounds are services.import_bounds.ImportLimits; IMPORT_MAX_ROWS, IMPORT_MAX_BYTES,
         # IMPORT_MAX_LINES, IMPORT_MAX_COLUMNS ... (upper-case field names) override them.

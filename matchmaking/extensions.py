@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask_babel import Babel
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
 from .models import Base
+from .services.sign_in import address_key
 
 db = SQLAlchemy(model_class=Base)
 babel = Babel()
@@ -19,7 +19,7 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 # Storage comes from RATELIMIT_STORAGE_URI (Redis when REDIS_URL is set); no limit applies by default,
 # only the ones declared on sign-in, registration and password reset.
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter(key_func=lambda: address_key(request.remote_addr))  # IPv6: per /64
 
 
 def db_session() -> Session:
@@ -28,23 +28,21 @@ def db_session() -> Session:
     return db.session()
 
 
-def sign_in_account() -> str:
-    """The account a sign-in attempt is for (web form or API body), folded, so that guesses at one
-    account count together from whatever addresses they come."""
-    body = request.get_json(silent=True) if request.is_json else None
-    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
-    return "account:" + (email.strip().lower()[:200] if isinstance(email, str) else "")
+def _sign_in_limit() -> str:
+    return str(current_app.config["RATELIMIT_SIGN_IN"])
 
 
-def sign_in_account_limit() -> str:
-    return str(current_app.config["RATELIMIT_SIGN_IN_ACCOUNT"])
+def _wrong_password(response: Response) -> bool:
+    # Only refused passwords count (422 on the form, 401 on the API): colleagues signing in from
+    # one office never use up each other's allowance.
+    return response.status_code in (401, 422)
 
 
-def not_an_account_attempt() -> bool:
-    return request.method != "POST" or sign_in_account() == "account:"
+def _not_a_submission() -> bool:
+    return request.method != "POST"
 
 
-# One count per account for the web sign-in and the API's token endpoint together.
-account_sign_in_limit = limiter.shared_limit(
-    sign_in_account_limit, scope="sign-in-account", key_func=sign_in_account, exempt_when=not_an_account_attempt
-)
+# Wrong passwords per client address, whatever the accounts tried (one address spraying many
+# accounts), for the web sign-in and the API's token endpoint each. Guesses at one account are
+# slowed per account and address by services/sign_in.py.
+sign_in_address_limit = limiter.limit(_sign_in_limit, deduct_when=_wrong_password, exempt_when=_not_a_submission)

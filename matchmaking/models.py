@@ -306,6 +306,23 @@ class PasswordReset(Base):
     user: Mapped[User] = relationship()
 
 
+class SignInRecord(Base):
+    """What one address did lately when signing in to one account (services/sign_in.py).
+
+    Keyed on the e-mail address typed (its sha256, so a mistyped address is not kept, and an unknown
+    account is treated like a real one) and the client's address (IPv6 folded to its /64).
+    """
+
+    __tablename__ = "sign_in_record"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # wrong passwords in a row
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # no attempt is checked before this
+    known_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # signed in from here: trusted till then
+
+
 # --- listings, matches, exchanges -------------------------------------------------------------
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, jsonify
+from flask import Response, current_app, g, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Unauthorized
 
-from ..extensions import account_sign_in_limit, db, db_session, limiter
+from ..extensions import db, db_session, limiter, sign_in_address_limit
 from ..services import firms, tokens, users
+from ..services import sign_in as guard
 from ..services import validation as v
 from ..services.errors import ValidationError
 from . import bp, schemas
@@ -31,10 +32,6 @@ def _user_errors(data: dict[str, Any]) -> dict[str, Any]:
 
 def _register_limit() -> str:
     return str(current_app.config["RATELIMIT_REGISTER"])
-
-
-def _sign_in_limit() -> str:
-    return str(current_app.config["RATELIMIT_SIGN_IN"])
 
 
 @bp.post("/auth/register")
@@ -65,12 +62,14 @@ def register() -> tuple[Response, int]:
 @operation("Exchange an e-mail and password for a token", tags=["accounts"], public=True,
            body=schemas.TokenInSchema, responses={200: ("A new token.", schemas.TokenOutSchema)},
            errors=[401, 429])
-@limiter.limit(_sign_in_limit)  # password guessing
-@account_sign_in_limit
+@sign_in_address_limit
 def issue_token() -> Response:
     data = json_body(schemas.TokenInSchema)
-    user = users.authenticate(db_session(), data["email"], data["password"])
+    # The web form's policy (services/sign_in.py): a wait is answered 429 with Retry-After (problems.py).
+    user = guard.attempt(db_session(), data["email"], data["password"], address=request.remote_addr,
+                         policy=guard.Policy.from_config(current_app.config))
     if user is None:
+        db.session.commit()  # a wrong password is counted: keep the count
         exc = Unauthorized()
         exc.problem_detail = _l("Wrong e-mail address or password.")  # type: ignore[attr-defined]
         raise exc

@@ -17,6 +17,7 @@ from werkzeug.exceptions import NotFound as NoRoute
 
 from ..extensions import db
 from ..services.errors import Conflict, NotFound, ValidationError
+from ..services.sign_in import Delayed
 from ..services.validation import FieldError
 
 PROBLEM_JSON = "application/problem+json"
@@ -103,6 +104,13 @@ def _conflict(exc: Conflict) -> Response:
     return problem(409, type_="conflict", detail=str(exc.args[0]) if exc.args else None)
 
 
+def _delayed(exc: Delayed) -> Response:
+    # This address must wait before trying this account again; nothing was checked.
+    db.session.rollback()
+    return problem(429, type_="sign-in-delayed", detail=exc.message(),
+                   headers={"Retry-After": str(exc.retry_after)})
+
+
 def _integrity(exc: IntegrityError) -> Response:
     # Two requests raced past the same check (e.g. one SIRET registered twice).
     db.session.rollback()
@@ -159,6 +167,7 @@ def register(bp: Blueprint) -> None:
     bp.register_error_handler(FieldError, _field_error)
     bp.register_error_handler(NotFound, _not_found)
     bp.register_error_handler(Conflict, _conflict)
+    bp.register_error_handler(Delayed, _delayed)
     bp.register_error_handler(IntegrityError, _integrity)
     # By status code, so that an app-wide handler for one code (the web app's 404 page) cannot win.
     for code in default_exceptions:

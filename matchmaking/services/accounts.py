@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..models import PasswordReset, Role, User, UserSession, utcnow
 from . import firms, users
+from . import sign_in as guard
 from . import validation as v
 from .errors import ValidationError
 
@@ -130,8 +131,12 @@ def end_all_sessions(session: Session, user: User, *, keep: str | None = None) -
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def sign_in(session: Session, email: object, password: object) -> User:
-    """The user behind these credentials, or a ValidationError that says nothing about which was wrong."""
+def sign_in(session: Session, email: object, password: object, *, address: str | None = None,
+            policy: guard.Policy | None = None) -> User:
+    """The user behind these credentials, or a ValidationError that says nothing about which was wrong.
+
+    Checked under the sign-in policy (services/sign_in.py): raises sign_in.Delayed while this address
+    must wait for this account. A wrong password is counted and flushed: the caller commits it."""
     if not isinstance(email, str) or not isinstance(password, str) or not email.strip() or not password:
         errors = v.Collector()
         if not isinstance(email, str) or not email.strip():
@@ -140,7 +145,7 @@ def sign_in(session: Session, email: object, password: object) -> User:
             errors.add("password", _l("This field is required."))
         errors.raise_if_any()
     assert isinstance(email, str) and isinstance(password, str)
-    user = users.authenticate(session, email[:254], password[:200])
+    user = guard.attempt(session, email[:254], password[:200], address=address, policy=policy)
     if user is None:
         raise ValidationError({"password": _l("Wrong e-mail address or password.")})
     return user
@@ -220,6 +225,7 @@ def reset_password(session: Session, token: str | None, password: object, confir
         .values(used_at=now)
     )
     end_all_sessions(session, user)
+    guard.forgive(session, user.email)  # whoever guessed at it, the owner is back in
     session.flush()
     return user
 

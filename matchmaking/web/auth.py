@@ -13,9 +13,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
-from ..extensions import account_sign_in_limit, db, db_session, limiter, login_manager
+from ..extensions import db, db_session, limiter, login_manager, sign_in_address_limit
 from ..models import User, UserSession
 from ..services import accounts
+from ..services import sign_in as guard
 from ..services.errors import ValidationError
 from . import bp
 from .common import back, commune_fields, form_page, form_values, home_url, invalid, safe_next, signed_in
@@ -105,10 +106,6 @@ def _start(response: Response, user: User) -> Response:
     return response
 
 
-def _sign_in_limit() -> str:
-    return str(current_app.config["RATELIMIT_SIGN_IN"])
-
-
 def _register_limit() -> str:
     return str(current_app.config["RATELIMIT_REGISTER"])
 
@@ -119,8 +116,7 @@ def _not_a_submission() -> bool:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(_sign_in_limit, exempt_when=_not_a_submission)
-@account_sign_in_limit
+@sign_in_address_limit
 def sign_in() -> Any:
     next_url = request.values.get("next") or ""
     if request.method == "GET":
@@ -129,9 +125,15 @@ def sign_in() -> Any:
         return render_template("auth/sign_in.html", values={"next": next_url}, errors={})
     values = form_values()
     try:
-        user = accounts.sign_in(db_session(), request.form.get("email"), request.form.get("password"))
+        user = accounts.sign_in(db_session(), request.form.get("email"), request.form.get("password"),
+                                address=request.remote_addr, policy=guard.Policy.from_config(current_app.config))
+    except guard.Delayed as exc:
+        db.session.rollback()
+        body, status = form_page("auth/sign_in.html", values=values, errors={"password": exc.message()}, status=429)
+        return body, status, {"Retry-After": str(exc.retry_after)}
     except ValidationError as exc:
-        return invalid("auth/sign_in.html", exc, values)
+        db.session.commit()  # a wrong password is counted (services/sign_in.py): keep the count
+        return form_page("auth/sign_in.html", values=values, errors=exc.errors, status=422)
     return _start(redirect(safe_next(next_url, home_url(user))), user)
 
 

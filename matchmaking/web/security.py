@@ -33,6 +33,22 @@ def protect_forms() -> None:
             abort(400)
 
 
+_told_about_proxies: set[str] = set()
+
+
+@bp.before_app_request
+def notice_an_untrusted_proxy() -> None:
+    """A forwarded address arrives while no proxy is trusted: either the app sits behind a proxy and
+    TRUSTED_PROXIES is not set (every client then shares the proxy's address and its rate limits),
+    or a client is forging the header (which changes nothing). Said once per process."""
+    if ("X-Forwarded-For" in request.headers and not current_app.config.get("TRUSTED_PROXIES")
+            and not _told_about_proxies):
+        _told_about_proxies.add("X-Forwarded-For")
+        current_app.logger.warning(
+            "X-Forwarded-For received from %s but TRUSTED_PROXIES is 0: behind a reverse proxy, set it to "
+            "the number of proxies, or every client shares one address for rate limits", request.remote_addr)
+
+
 def tile_origin(template: str) -> str | None:
     """The origin to allow images from for a tile URL template ("{s}" becomes a wildcard)."""
     parts = urlsplit(template.replace("{s}", "SUBDOMAIN"))

@@ -103,11 +103,20 @@ def test_staff_created_by_the_cli_sign_in_but_cannot_act_for_a_firm(app, api, se
 
 def test_password_guessing_is_slowed_down_with_429_problems(api, app, make_actor) -> None:
     actor = make_actor()
-    per_minute = int(app.config["RATELIMIT_SIGN_IN"].split()[0])
+    free = app.config["SIGN_IN_FREE_FAILURES"]
     answers = [api.post("/api/v1/auth/token", json={"email": actor.user.email, "password": "guess guess guess"})
-               for _ in range(per_minute + 1)]
-    assert [r.status_code for r in answers] == [401] * per_minute + [429]
+               for _ in range(free + 1)]
+    assert [r.status_code for r in answers] == [401] * free + [429]
     assert answers[-1].get_json()["status"] == 429
+    assert answers[-1].get_json()["type"].endswith("sign-in-delayed")
+    assert int(answers[-1].headers["Retry-After"]) >= app.config["SIGN_IN_FIRST_WAIT_SECONDS"] - 1
+
+
+def test_guessing_many_accounts_from_one_address_is_limited_too(api, app) -> None:
+    per_minute = int(app.config["RATELIMIT_SIGN_IN"].split()[0])
+    answers = [api.post("/api/v1/auth/token", json={"email": f"nobody{n}@example.fr", "password": "guess guess"})
+               for n in range(per_minute + 1)]
+    assert [r.status_code for r in answers] == [401] * per_minute + [429]
 
 
 def test_an_idle_token_gets_401_like_a_revoked_one(api, session, make_actor) -> None:

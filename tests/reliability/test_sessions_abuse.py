@@ -6,6 +6,11 @@
 * Disabling an account ends its sessions and its API tokens at once; cookies are HttpOnly, SameSite.
 * Rate limits count per connection: neither another e-mail address nor a forged X-Forwarded-For
   resets them; when Redis dies in the middle they go on in memory, without a single error.
+* Guessing slows the guesser, per account and address, with a wait that doubles (429 and
+  Retry-After), never the owner signing in from elsewhere or with a reset link; behind
+  TRUSTED_PROXIES proxies, the address is the client's, not the proxy's.
+* Without SECRET_KEY a deployment on a server database refuses to start; the cookies are Secure
+  whenever the configured address is https://, however it was configured.
 * Passwords: argon2id with at least OWASP's minimum (19 MiB, 2 passes); older, weaker hashes are
   upgraded at the next sign-in, on the web and through the API.
 * Every CCMA staff access to what firms keep from each other leaves an audit row (pages, exports,
@@ -25,11 +30,13 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from matchmaking import config
+from matchmaking.app import create_app
 from matchmaking.extensions import db, limiter
-from matchmaking.models import AuditLog, Listing, User, UserSession
-from matchmaking.services import accounts, users
+from matchmaking.models import AuditLog, Listing, SignInRecord, User, UserSession, utcnow
+from matchmaking.services import accounts, sign_in, users
 from tests.conftest import make_app
 from tests.reliability.privacy_world import (
     PASSWORD,
@@ -50,6 +57,8 @@ def world(app) -> Any:
     yield territory
     with app.test_request_context():
         wipe(db.session)
+        db.session.execute(delete(SignInRecord))  # wrong passwords the test left behind
+        db.session.commit()
 
 
 def rows(app: Any, model: Any, *where: Any) -> list[Any]:
@@ -105,8 +114,16 @@ def test_signing_in_starts_a_new_session_and_forgets_the_visitors_form_token(app
     assert visitor.post("/notifications/read", data={"csrf_token": csrf_token(visitor)}).status_code == 302
 
 
-def test_the_login_cookie_is_secure_when_the_service_is_served_over_https(database_url) -> None:
-    secure = make_app(database_url, SESSION_COOKIE_SECURE=True)
+@pytest.mark.parametrize("how", ["SESSION_COOKIE_SECURE", "MATCHMAKING_BASE_URL"])
+def test_the_login_cookie_is_secure_when_the_service_is_served_over_https(app, database_url, monkeypatch,
+                                                                          how: str) -> None:
+    if how == "MATCHMAKING_BASE_URL":  # the address alone says https: cookies follow
+        monkeypatch.delenv("BASE_URL", raising=False)
+        monkeypatch.setenv("MATCHMAKING_BASE_URL", "https://matieres.example.fr")
+        secure = make_app(database_url)
+    else:
+        secure = make_app(database_url, SESSION_COOKIE_SECURE=True)
+    assert secure.config["SESSION_COOKIE_SECURE"] is True
     with secure.app_context():
         limiter.reset()
         user = users.create_user(db.session, email="https@example.fr", password=PASSWORD, role="analyst")
@@ -179,26 +196,159 @@ def test_limits_count_per_connection_whatever_the_address_tried_or_the_forwarded
     _reset_limits(app)
 
 
-def test_guesses_at_one_account_count_together_from_any_address_on_the_web_and_the_api(app, world,
-                                                                                      monkeypatch) -> None:
-    monkeypatch.setitem(app.config, "RATELIMIT_SIGN_IN_ACCOUNT", "4 per minute")
+STRANGER, OWNER, PROXY = "203.0.113.66", "198.51.100.4", "10.0.0.1"
+
+
+def _web(client: Any, email: str, password: str, address: str, forwarded: str | None = None) -> Any:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return client.post("/sign-in", data={"csrf_token": csrf_token(client), "email": email, "password": password},
+                       environ_base={"REMOTE_ADDR": address}, headers=headers)
+
+
+def _api(client: Any, email: str, password: str, address: str, forwarded: str | None = None) -> Any:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return client.post("/api/v1/auth/token", json={"email": email, "password": password},
+                       environ_base={"REMOTE_ADDR": address}, headers=headers)
+
+
+def _retry_after(response: Any) -> int:
+    return int(response.headers["Retry-After"])
+
+
+def test_a_strangers_guesses_slow_the_stranger_and_never_stop_the_owner_from_another_address(app, world,
+                                                                                          monkeypatch) -> None:
+    monkeypatch.setitem(app.config, "RATELIMIT_SIGN_IN", "100 per minute")  # this test measures the waits
+    clock = [utcnow()]
+    monkeypatch.setattr(sign_in, "utcnow", lambda: clock[0])  # waits pass without sleeping
     _reset_limits(app)
-    client = app.test_client()
+    stranger, owner = app.test_client(), app.test_client()
     target = world.emails["member_a"]
-    statuses = [
-        client.post("/sign-in", data={"csrf_token": csrf_token(client), "email": email, "password": "wrong password"},
-                    environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
-        for n, email in enumerate([target, target.upper(), f"  {target} "])
-    ]
-    statuses += [client.post("/api/v1/auth/token", json={"email": target, "password": "wrong password"},
-                             environ_base={"REMOTE_ADDR": f"198.51.100.{n}"}).status_code for n in range(3)]
-    assert statuses == [422] * 3 + [401, 429, 429]
-    # Locked for the hour, even with the right password; other accounts are not.
-    assert client.post("/api/v1/auth/token", json={"email": target, "password": PASSWORD},
-                       environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 429
-    assert client.post("/api/v1/auth/token", json={"email": world.emails["member_b"], "password": PASSWORD},
-                       environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 200
+    free, first_wait = app.config["SIGN_IN_FREE_FAILURES"], app.config["SIGN_IN_FIRST_WAIT_SECONDS"]
+    assert free == 5
+    # One count for the account from this address, on the web and the API, however the address is typed.
+    statuses = [_web(stranger, email, "wrong password", STRANGER).status_code
+                for email in (target, target.upper(), f"  {target} ")]
+    statuses += [_api(stranger, target, "wrong password", STRANGER).status_code for _ in range(2)]
+    assert statuses == [422] * 3 + [401] * 2
+    # Now the stranger waits, answered at once; not even the right password is checked meanwhile.
+    page = _web(stranger, target, PASSWORD, STRANGER)
+    assert page.status_code == 429 and _retry_after(page) >= first_wait - 1
+    assert "Réessayez dans 1 minute" in page.get_data(as_text=True)
+    problem = _api(stranger, target, PASSWORD, STRANGER)
+    assert problem.status_code == 429 and _retry_after(problem) >= first_wait - 1
+    body = problem.get_json()
+    assert body["type"].endswith("sign-in-delayed") and "Mot de passe oublié" in body["detail"]
+    # The owner, from another address, signs in on the web and through the API as if nothing happened,
+    # and a mistyped password there is only a mistype.
+    assert _web(owner, target, "typo in it", OWNER).status_code == 422
+    assert _web(owner, target, PASSWORD, OWNER).status_code == 302
+    assert _api(owner, target, PASSWORD, OWNER).status_code == 200
+    # Meanwhile the stranger still waits, and another account from the stranger's address is not held up.
+    assert _api(stranger, target, PASSWORD, STRANGER).status_code == 429
+    assert _api(stranger, world.emails["member_b"], PASSWORD, STRANGER).status_code == 200
+    # The stranger persists, waiting out each wait, to 25 wrong passwords (once 20 locked the owner out).
+    for _ in range(20):
+        clock[0] += timedelta(seconds=app.config["SIGN_IN_MAX_WAIT_SECONDS"] + 1)
+        assert _api(stranger, target, "wrong password", STRANGER).status_code == 401
+        assert _api(stranger, target, "wrong password", STRANGER).status_code == 429
+    assert _web(owner, target, PASSWORD, OWNER).status_code == 302
+    assert _api(app.test_client(), target, PASSWORD, "192.0.2.200").status_code == 200  # a new address too
     _reset_limits(app)
+
+
+def test_the_guessers_wait_doubles_with_each_wrong_password_after_the_free_ones(app, world, monkeypatch) -> None:
+    _reset_limits(app)
+    clock = [utcnow()]
+    monkeypatch.setattr(sign_in, "utcnow", lambda: clock[0])  # the wait passes without sleeping
+    guesser, target = app.test_client(), world.emails["member_b"]
+    assert [_web(guesser, target, "wrong password", STRANGER).status_code for _ in range(5)] == [422] * 5
+    waits = []
+    for _ in range(4):
+        refused = _web(guesser, target, "wrong password", STRANGER)
+        assert refused.status_code == 429
+        waits.append(_retry_after(refused))
+        clock[0] += timedelta(seconds=waits[-1] + 1)  # the guesser waited as told...
+        assert _web(guesser, target, "wrong password", STRANGER).status_code == 422  # ...and guessed wrong again
+    # 30 s, 60 s, 120 s, 240 s (the per-address limit's own window may round the first ones up to a minute)
+    assert all(wait >= 30 * 2**n - 1 for n, wait in enumerate(waits)), waits
+    assert waits[3] > waits[2] > 60
+    _reset_limits(app)
+
+
+def test_a_password_reset_link_lets_the_owner_in_even_from_the_guessers_address(app, world) -> None:
+    _reset_limits(app)
+    office = app.test_client()  # the owner shares the stranger's address (one office, one NAT)
+    target = world.emails["member_a"]
+    for _ in range(5):
+        _api(office, target, "wrong password", STRANGER)
+    assert _web(office, target, PASSWORD, STRANGER).status_code == 429
+    response = office.post(f"/password/reset/{world.reset_token}", environ_base={"REMOTE_ADDR": STRANGER},
+                           data={"csrf_token": csrf_token(office), "password": "a brand new secret",
+                                 "password_confirm": "a brand new secret"})
+    assert response.status_code == 302 and office.get("/my").status_code == 200
+    # The reset ended every wait on the account: the new password works from that address at once.
+    assert _api(app.test_client(), target, "a brand new secret", STRANGER).status_code == 200
+    _reset_limits(app)
+
+
+def test_behind_a_trusted_proxy_sign_in_counts_per_forwarded_client_and_not_without_the_setting(
+        app, world, database_url) -> None:
+    target = world.emails["member_a"]
+    # TRUSTED_PROXIES=1: the address the proxy saw (the last X-Forwarded-For) is the client's.
+    proxied = make_app(database_url, TRUSTED_PROXIES=1)
+    _reset_limits(proxied)
+    stranger, owner = proxied.test_client(), proxied.test_client()
+    for _ in range(5):
+        _web(stranger, target, "wrong password", PROXY, forwarded=STRANGER)
+    assert _web(stranger, target, PASSWORD, PROXY, forwarded=STRANGER).status_code == 429
+    # A forged first hop changes nothing: the proxy appended the real one.
+    assert _api(stranger, target, PASSWORD, PROXY, forwarded=f"192.0.2.1, {STRANGER}").status_code == 429
+    assert _web(owner, target, PASSWORD, PROXY, forwarded=OWNER).status_code == 302
+    ips = {row.ip for row in rows(proxied, UserSession, UserSession.ip.is_not(None))}
+    assert OWNER in ips and PROXY not in ips
+    # Without the setting (the default, 0) the header is not believed: every client is the proxy, and
+    # the owner behind it shares the stranger's wait. This is why a deployment behind a proxy sets it.
+    _reset_limits(app)
+    stranger, owner = app.test_client(), app.test_client()
+    for _ in range(5):
+        _web(stranger, target, "wrong password", PROXY, forwarded=STRANGER)
+    assert _web(owner, target, PASSWORD, PROXY, forwarded=OWNER).status_code == 429
+    _reset_limits(app)
+
+
+def test_an_account_guessed_at_from_many_addresses_gives_strangers_one_free_try(app, world) -> None:
+    _reset_limits(app)
+    target, client = world.emails["member_b"], app.test_client()
+    assert _web(client, target, PASSWORD, OWNER).status_code == 302  # the owner's usual address
+    for n in range(4):  # 4 × 5 wrong passwords: the account's alarm (20)
+        for _ in range(5):
+            _api(client, target, "wrong password", f"192.0.2.{n + 10}")
+    newcomer = "192.0.2.99"
+    assert _api(client, target, "wrong password", newcomer).status_code == 401
+    assert _api(client, target, "wrong password", newcomer).status_code == 429  # after one wrong password
+    # The owner's known address keeps its allowance: a mistype, then the right password.
+    assert _web(client, target, "typo in it", OWNER).status_code == 422
+    assert _web(client, target, PASSWORD, OWNER).status_code == 302
+    # And from an address never seen, the right password at the first try still gets in.
+    assert _api(client, target, PASSWORD, "192.0.2.200").status_code == 200
+    _reset_limits(app)
+
+
+# --- configuration that must not be left out --------------------------------------------------
+
+
+def test_a_deployment_on_a_server_database_refuses_to_start_without_a_secret_key(monkeypatch, tmp_path) -> None:
+    for name in ("SECRET_KEY", "MATCHMAKING_SECRET_KEY", "FLASK_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(config.MissingSecretKey, match="SECRET_KEY"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://matchmaking@db.invalid/matchmaking"})
+    # The embedded mode (SQLite) and debugging keep the key generated once under instance/.
+    embedded = {"SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "db.sqlite3")}
+    config.settle(embedded, str(tmp_path), debug=False)
+    assert embedded["SECRET_KEY"] == (tmp_path / "secret_key").read_text().strip()
+    debugging = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://matchmaking@db.invalid/matchmaking"}
+    config.settle(debugging, str(tmp_path), debug=True)
+    assert debugging["SECRET_KEY"] == embedded["SECRET_KEY"]
 
 
 def _free_port() -> int:
@@ -233,14 +383,17 @@ with app.app_context():
     migrate.upgrade(db.engine)
 client = app.test_client()
 
+tries = iter(range(100))  # another account each time: what is measured is the per-address limit
+
 def web():
     page = client.get("/sign-in").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return client.post("/sign-in", data={"csrf_token": token, "email": "a@example.fr",
+    return client.post("/sign-in", data={"csrf_token": token, "email": f"a{next(tries)}@example.fr",
                                          "password": "wrong password"}).status_code
 
 def api():
-    return client.post("/api/v1/auth/token", json={"email": "a@example.fr", "password": "wrong pass"}).status_code
+    return client.post("/api/v1/auth/token", json={"email": f"a{next(tries)}@example.fr",
+                                                   "password": "wrong pass"}).status_code
 
 before = [web() for _ in range(2)] + [api() for _ in range(2)]
 counted = len(probe.keys("*dies*"))

@@ -58,13 +58,24 @@ def test_the_tile_server_is_configurable_and_allowed_by_the_policy(database_url)
 
 
 def test_sign_in_is_rate_limited_with_a_friendly_page(client, session) -> None:
+    # Wrong passwords from one address at many accounts (guesses at one account wait sooner:
+    # tests/reliability/test_sessions_abuse.py).
     user = make_user(session, make_firm(session))
     session.commit()
-    statuses = [post(client, "/sign-in", {"email": user.email, "password": "wrong password"}).status_code
-                for _ in range(11)]
+    statuses = [post(client, "/sign-in", {"email": f"guess{n}@example.fr", "password": "wrong password"}).status_code
+                for n in range(11)]
     assert statuses[:10] == [422] * 10 and statuses[10] == 429
     assert "Trop de tentatives" in text(post(client, "/sign-in", {"email": user.email, "password": "x"}))
     assert client.get("/sign-in").status_code == 200  # reading the form is never limited
+
+
+def test_a_right_password_does_not_use_up_the_addresss_allowance(client, session) -> None:
+    # Colleagues behind one office address: only wrong passwords count.
+    people = [make_user(session, make_firm(session)) for _ in range(12)]
+    session.commit()
+    for user in people:
+        assert post(client, "/sign-in", {"email": user.email, "password": PASSWORD}).status_code == 302
+        assert post(client, "/sign-out", form_url="/my").status_code == 302
 
 
 def test_registration_is_rate_limited(client) -> None:
@@ -91,10 +102,10 @@ with app.app_context():
     migrate.upgrade(db.engine)
 client = app.test_client()
 statuses = []
-for _ in range(11):
+for n in range(11):  # another account each time: what is measured is the per-address limit
     page = client.get("/sign-in").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    statuses.append(client.post("/sign-in", data={"csrf_token": token, "email": "a@example.fr",
+    statuses.append(client.post("/sign-in", data={"csrf_token": token, "email": f"a{n}@example.fr",
                                                   "password": "wrong password"}).status_code)
 print(" ".join(map(str, statuses)))
 """
