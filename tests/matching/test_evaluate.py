@@ -26,13 +26,11 @@ def test_small_file_in_french(tmp_path: Path) -> None:
 
 
 def test_dev_set_does_not_regress(dev_set: Path) -> None:
-    # Product targets are hit@5 >= 0.75 and MRR >= 0.55; this guards the level reached so far
-    # (0.76 / 0.58), with a little slack.
-    m = evaluate_file(dev_set)
-    assert m["hit@5"] >= 0.73
-    assert m["MRR"] >= 0.55
-    by_source = m["by_source"]
-    assert by_source["MAESTRI"]["hit@5"] >= 0.65 and by_source["FR"]["hit@5"] >= 0.9
+    # Only the French rows are guarded: the MAESTRI rows are the independent check's source, and
+    # neither the knowledge nor the training data draws on them.
+    by_source = evaluate_file(dev_set)["by_source"]
+    assert by_source["FR"]["hit@5"] >= 0.9 and by_source["FR"]["MRR"] >= 0.7
+    assert by_source["CUR"]["hit@5"] >= 0.6
 
 
 EXTRA_SET = Path(__file__).parent / "data" / "synergies_extra.csv"
