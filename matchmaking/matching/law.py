@@ -195,8 +195,6 @@ NEGATORS = frozenset({"non", "sans", "pas", "aucun", "aucune", "jamais", "not", 
 NEGATION_JOINERS = frozenset({"ni", "ou", "nor", "or"})
 NEGATION_REACH = 2
 _CLAUSE = re.compile(r"[,.;:()!?\n]")
-# A need that says it collects or takes back a material (its words name no use) hands it on to a
-# licensed outlet: no use-based rule applies to it.
 # Uses that say where a material ends up (near food, on a vegetable plot, in a wood boiler), not what
 # it becomes: a need's description names them whatever its material.
 SETTING_USES = frozenset({"use_food_contact", "use_food_crops", "use_biomass_boiler", "use_public_contact"})
@@ -204,9 +202,11 @@ SETTING_USES = frozenset({"use_food_contact", "use_food_crops", "use_biomass_boi
 # listing ``approved`` among their exempt activities let it take what only approved plants may.
 APPROVED = "approved"
 APPROVED_WORDS = frozenset({"agree", "agreer", "agrement", "hygienisation", "approved"})
+# A need that says it collects or takes back a material (its words name no use) hands it on to a
+# licensed outlet: no use-based rule applies to it.
 TAKE_BACK = "take_back"  # what the law reads of such a need: no use, and no ``*`` rule either
-ANY_NEED = "*"  # a rule's uses: every need but a take-back (asbestos, batteries go to their scheme)
 TAKE_BACK_WORDS = frozenset({"collecte", "collecter", "reprise", "repriser", "reprendre", "ramassage", "collection"})
+ANY_NEED = "*"  # a rule's uses: every need but a take-back (asbestos, batteries go to their scheme)
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -297,10 +297,7 @@ def _labelled_examples(
     lab: LabelledPairs, feats: PairFeatures, keep: NDArray[np.bool_], rng: random.Random
 ) -> Examples:
     xs, ys, ws, gs = [], [], [], []
-    goods = [i for i, label in enumerate(lab.labels) if label == "good"]
-    good_needs: dict[str, set[str]] = {}
-    for i in goods:
-        good_needs.setdefault(lab.offers[i].title.lower(), set()).add(lab.needs[i].title.lower())
+    good_needs = _good_needs(lab)
     for i in (int(k) for k in np.flatnonzero(keep)):
         label = lab.labels[i]
         if label == "forbidden":
@@ -316,6 +313,15 @@ def _labelled_examples(
                 ws.append(0.5)
                 gs.append(lab.groups[i])
     return Examples(np.array(xs).reshape(-1, feats.x.shape[-1]), np.array(ys), np.array(ws), gs)
+
+
+def _good_needs(lab: LabelledPairs) -> dict[str, set[str]]:
+    """For each offer text of the labelled file, the need texts it is known to serve."""
+    out: dict[str, set[str]] = {}
+    for offer, need, label in zip(lab.offers, lab.needs, lab.labels, strict=True):
+        if label == "good":
+            out.setdefault(offer.title.lower(), set()).add(need.title.lower())
+    return out
 
 
 def _non_pairs(lab: LabelledPairs, i: int, good_needs: dict[str, set[str]], rng: random.Random) -> list[int]:
@@ -526,10 +532,8 @@ def _threshold_non_pairs(lab: LabelledPairs, seed: int) -> list[tuple[int, int]]
     """Sampled (offer row, need row) non-pairs of the labelled file, apart from those training
     draws (its own random stream, so the fitted weights do not move)."""
     rng = random.Random(seed + 1)
+    good_needs = _good_needs(lab)
     goods = [i for i, label in enumerate(lab.labels) if label == "good"]
-    good_needs: dict[str, set[str]] = {}
-    for i in goods:
-        good_needs.setdefault(lab.offers[i].title.lower(), set()).add(lab.needs[i].title.lower())
     return [(i, j) for i in goods for j in _non_pairs(lab, i, good_needs, rng)]
 
 
