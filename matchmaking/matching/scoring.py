@@ -190,6 +190,7 @@ class _Words:
     concepts: tuple[str, ...]
     term_weights: tuple[tuple[str, float], ...]
     materials: tuple[str, ...]
+    qualifiers: tuple[str, ...]  # materials the title names after its head ("de palettes"): the law reads them
     text_uses: tuple[str, ...]
     title_uses: tuple[str, ...]  # the uses the title (with its purpose) names
     label_uses: tuple[str, ...]
@@ -243,6 +244,8 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
     # The title says what the material is; a material the description names in passing ("en big
     # bag", "env. 80 % d'eau") is a material only when the title names none.
     materials = [c for c in concepts if is_material(c)]
+    qualifiers = _complement_materials(head, title_a) if not is_need else frozenset()
+    materials = [c for c in materials if c not in qualifiers]
     if desc is not None:
         add_terms(desc, DESCRIPTION_WEIGHT)
         concepts.extend(c for c in desc.concepts if c not in concepts)
@@ -262,9 +265,11 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
             continue  # the source of a named material is not a second material
         concepts.extend(c for c in found if c not in concepts)
     label_uses = tuple(sector.uses) if (sector is not None and is_need) else ()
-    # A buyer that makes zinc, glass fibre or paper names, in its use, the material it takes back.
+    # A buyer that makes zinc, glass fibre or paper names, in its use, the material it takes back,
+    # when it does not say what it takes: "Caoutchouc pour patins de palettes" asks for rubber, not
+    # for pallets.
     products: list[str] = []
-    if is_need:
+    if is_need and not title_a.materials:
         for a in (title_a, purpose_a, desc, aside_a):
             if a is not None:
                 products.extend(c for c in a.embedded if c not in materials and c not in products)
@@ -278,6 +283,7 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
         concepts=tuple(concepts),
         term_weights=tuple(tokens_weights.items()),
         materials=tuple(materials),
+        qualifiers=tuple(sorted(qualifiers)),
         text_uses=tuple(text_uses),
         # (the whole title too: "sacs pour farine" names a use its head and purpose do not)
         title_uses=tuple(dict.fromkeys(
@@ -287,6 +293,23 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
         label_uses=label_uses,
         products=tuple(products),
     )
+
+
+_COMPLEMENT = re.compile(r"\s+(?:de|des|du|d')\s*|\s+d'", re.IGNORECASE)
+
+
+def _complement_materials(head: str, whole: Analysis) -> frozenset[str]:
+    """Materials an offer's title names only after its head noun: in "Sciure de palettes" or
+    "Boues de lavage béton" the material is the sawdust, the sludge; the pallets, the concrete
+    say where it comes from. Nothing when the head names no material, or when a name runs across
+    the "de" ("marc de café")."""
+    m = _COMPLEMENT.search(head)
+    if m is None:
+        return frozenset()
+    first, rest = analyse(head[: m.start()]), analyse(head[m.end():])
+    if not first.materials or not set(first.materials) <= set(whole.materials):
+        return frozenset()
+    return frozenset(c for c in rest.materials if c not in first.materials and c in whole.materials)
 
 
 def release_words() -> None:
@@ -326,6 +349,10 @@ def _content(
         materials = taxonomy.materials_of_codes(codes)
         concepts.extend(c for c in materials if c not in concepts)
 
+    named = (*materials, *words.qualifiers)  # the law reads every material the title names
+    if not is_need and materials:
+        materials, concepts = _as_declared(materials, concepts, codes, family)
+
     nace = _nace(sector_naf, sector_label)
     if not is_need and nace:
         refined = list(_refined(seed, tuple(materials), nace))
@@ -356,6 +383,7 @@ def _content(
     uses, route_of_use, route_features, sector_features = _valorisation(
         seed, is_need, tuple(materials), tuple(families), asked, label_uses, nace
     )
+    affirmed = law.affirmed(f"{title}\n{description}") + _sector_tokens(sector_label)  # what the law reads
     return _Content(
         analysis=analysis,
         label_uses=label_uses,
@@ -373,10 +401,10 @@ def _content(
         },
         code_hazardous=code_hazardous,
         law_facts=None if is_need else law.offer_facts(
-            families, materials, codes, law.affirmed(f"{title}\n{description}") + _sector_tokens(sector_label), nace,
-            code_hazardous,
+            (*families, *(f for m in named if (f := vocab.family_of(m)) and f not in families)),
+            tuple(dict.fromkeys((*materials, *named))), codes, affirmed, nace, code_hazardous,
         ),
-        named_uses=_law_uses(words.title_uses, text_uses, label_uses, uses, materials, families, analysis.tokens)
+        named_uses=_law_uses(words.title_uses, text_uses, label_uses, uses, materials, families, affirmed)
         if is_need else (),
     )
 
@@ -402,6 +430,36 @@ def _asked_uses(
     return tuple(asked)
 
 
+# Families a code says nothing specific about: "not otherwise specified" entries and mixtures.
+_VAGUE_FAMILIES = frozenset({"mixed_waste", "packaging_mixed"})
+
+
+def _as_declared(
+    materials: list[str], concepts: list[str], codes: Sequence[str], family: str | None
+) -> tuple[list[str], list[str]]:
+    """An offer's materials, less those its declared code or family contradicts: the firm's code
+    weighs more than a word in passing ("Os et carcasses", 02 02 02, is no car body). When the
+    words name no material of the declared family, the code's usual materials stand instead."""
+    vocab = vocabulary()
+    declared = {f for f in (family, *(taxonomy.family_of_code(c) for c in codes if not c.endswith("99")))
+                if f and f not in _VAGUE_FAMILIES}
+    if not declared:
+        return materials, concepts
+
+    def fits(cid: str) -> bool:
+        fam = vocab.family_of(cid)
+        return fam is None or any(taxonomy.family_proximity(fam, d) > 0 or taxonomy.family_proximity(d, fam) > 0
+                                  for d in declared)
+
+    kept = [c for c in materials if fits(c)]
+    if len(kept) == len(materials):
+        return materials, concepts
+    if not kept:
+        kept = taxonomy.materials_of_codes(codes)
+    dropped = set(materials) - set(kept)
+    return kept, [c for c in concepts if c not in dropped] + [c for c in kept if c not in concepts]
+
+
 def _law_uses(
     title_uses: Sequence[str], text_uses: Sequence[str], label_uses: Sequence[str], sector_uses: Iterable[str],
     materials: Sequence[str], families: Sequence[str], tokens: Sequence[str],
@@ -410,7 +468,8 @@ def _law_uses(
     (``_asked_uses``, with where it will be, ``law.SETTING_USES``: near food, on a vegetable plot);
     its sector speaks only of uses the material it names can go to (a farm's pallets are not feed,
     its bread is); nothing for a take-back ("collecte", "reprise"): a collector hands the material
-    on, it does not use it."""
+    on, it does not use it. ``tokens`` are the need's affirmed words: "sans agrément sanitaire" is
+    no approval, "pas de reprise" no take-back."""
     if not text_uses and law.TAKE_BACK_WORDS.intersection(tokens):
         return (law.TAKE_BACK,)
     asked = _asked_uses(title_uses, text_uses, materials, families, keep=law.SETTING_USES)

@@ -8,7 +8,11 @@ The data (``seed/training/``):
   case-study part of a MAESTRI id, else the source URL), and to a style, heavy industry or SMEs
   (the ``style`` column, else read from the id);
 * ``labelled_pairs.csv``: pairs of the kind a Mayenne territory sees, ``good``, ``absurd`` or
-  ``forbidden`` (the law's vetoes must stop these; they are never used to fit the weights).
+  ``forbidden`` (the law's vetoes must stop these; they are never used to fit the weights);
+* ``non_pairs.csv``: an offer of that file with another row's need, drawn at random (two per good
+  pair) and reviewed by a person: ``wrong`` ones are negatives for the fit and wrong lines for the
+  threshold; ``plausible`` ones (a compost platform offered cardboard) are neither, since counting
+  a real outlet as a wrong line would push the threshold up for nothing.
 
 Grouped cross-validation: the groups are split into folds; each fold's rows are ranked by a model
 fitted on the other folds only, against every need of their own file, so no case study or source
@@ -47,7 +51,7 @@ FloatArray = NDArray[np.float64]
 SEED = 20261207
 FOLDS = 5
 PRECISION_TARGET = 0.9  # what is shown is right at least 9 times in 10 on the labelled pairs
-NON_PAIRS_PER_GOOD = 2  # sampled non-pairs of the labelled file, per good pair
+NON_PAIRS_PER_GOOD = 2  # drawn non-pairs of the labelled file, per good pair (seed/tools/draw_non_pairs.py)
 HARD_NEGATIVES = 5  # per exchange row, the best-scored wrong needs join the calibration
 RANDOM_NEGATIVES = 5  # and as many wrong needs drawn at random
 STYLES = ("heavy", "sme")
@@ -121,9 +125,11 @@ class LabelledPairs:
     reasons: list[str]
     groups: list[str]
     ids: list[str]
+    # Reviewed non-pairs judged wrong: (offer row, need row), the offer's group decides the fold.
+    non_pairs: list[tuple[int, int]] = field(default_factory=list)
 
 
-def labelled_pairs(rows: Sequence[dict[str, str]]) -> LabelledPairs:
+def labelled_pairs(rows: Sequence[dict[str, str]], reviewed: Sequence[dict[str, str]] = ()) -> LabelledPairs:
     offers: list[Listing] = []
     needs: list[Listing] = []
     out = LabelledPairs(offers, needs, [], [], [], [])
@@ -156,6 +162,11 @@ def labelled_pairs(rows: Sequence[dict[str, str]]) -> LabelledPairs:
         # Pairs about one offer text stay together (the same material would be learned by heart).
         out.groups.append("labelled:" + _cell(row, "offer_title").lower())
         out.ids.append(_cell(row, "id"))
+    row_of = {row_id: i for i, row_id in enumerate(out.ids)}
+    for r in reviewed:
+        offer_row, need_row = row_of.get(_cell(r, "offer_id")), row_of.get(_cell(r, "need_id"))
+        if offer_row is not None and need_row is not None and _cell(r, "verdict") == "wrong":
+            out.non_pairs.append((offer_row, need_row))
     return out
 
 
@@ -203,7 +214,10 @@ def load_training(seed: Path, leave_out: frozenset[tuple[str, str]] = frozenset(
     path = directory / "labelled_pairs.csv"
     if path.exists():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        labelled = labelled_pairs(read_csv(path))
+        reviewed = directory / "non_pairs.csv"
+        if reviewed.exists():
+            digest.update(reviewed.name.encode() + b"\0" + reviewed.read_bytes())
+        labelled = labelled_pairs(read_csv(path), read_csv(reviewed) if reviewed.exists() else [])
     # The knowledge the features are read with (vocabulary, routes, the law) versions the model too.
     for path in sorted(seed.glob("*.csv")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -293,11 +307,8 @@ def _exchange_examples(f: ExchangeFile, feats: PairFeatures, keep: NDArray[np.bo
     return Examples(np.array(xs).reshape(-1, feats.x.shape[-1]), np.array(ys), np.array(ws), gs)
 
 
-def _labelled_examples(
-    lab: LabelledPairs, feats: PairFeatures, keep: NDArray[np.bool_], rng: random.Random
-) -> Examples:
+def _labelled_examples(lab: LabelledPairs, feats: PairFeatures, keep: NDArray[np.bool_]) -> Examples:
     xs, ys, ws, gs = [], [], [], []
-    good_needs = _good_needs(lab)
     for i in (int(k) for k in np.flatnonzero(keep)):
         label = lab.labels[i]
         if label == "forbidden":
@@ -306,16 +317,16 @@ def _labelled_examples(
         ys.append(1.0 if label == "good" else 0.0)
         ws.append(1.0)
         gs.append(lab.groups[i])
-        if label == "good":
-            for j in _non_pairs(lab, i, good_needs, rng):
-                xs.append(feats.x[i, j])
-                ys.append(0.0)
-                ws.append(0.5)
-                gs.append(lab.groups[i])
+    for i, j in lab.non_pairs:
+        if keep[i]:
+            xs.append(feats.x[i, j])
+            ys.append(0.0)
+            ws.append(0.5)
+            gs.append(lab.groups[i])
     return Examples(np.array(xs).reshape(-1, feats.x.shape[-1]), np.array(ys), np.array(ws), gs)
 
 
-def _good_needs(lab: LabelledPairs) -> dict[str, set[str]]:
+def good_needs(lab: LabelledPairs) -> dict[str, set[str]]:
     """For each offer text of the labelled file, the need texts it is known to serve."""
     out: dict[str, set[str]] = {}
     for offer, need, label in zip(lab.offers, lab.needs, lab.labels, strict=True):
@@ -324,11 +335,19 @@ def _good_needs(lab: LabelledPairs) -> dict[str, set[str]]:
     return out
 
 
-def _non_pairs(lab: LabelledPairs, i: int, good_needs: dict[str, set[str]], rng: random.Random) -> list[int]:
-    """Needs of other rows drawn for offer ``i``, none a need it is known to serve."""
-    known = good_needs.get(lab.offers[i].title.lower(), set())
-    candidates = [j for j in range(len(lab.needs)) if j != i and lab.needs[j].title.lower() not in known]
-    return rng.sample(candidates, min(NON_PAIRS_PER_GOOD, len(candidates)))
+def draw_non_pairs(lab: LabelledPairs, seed: int = SEED) -> list[tuple[int, int]]:
+    """For each good pair, ``NON_PAIRS_PER_GOOD`` needs of other rows drawn for its offer, none a
+    need it is known to serve: the candidates a person reviews into ``non_pairs.csv``."""
+    rng = random.Random(seed + 1)
+    known = good_needs(lab)
+    out: list[tuple[int, int]] = []
+    for i, label in enumerate(lab.labels):
+        if label != "good":
+            continue
+        served = known.get(lab.offers[i].title.lower(), set())
+        candidates = [j for j in range(len(lab.needs)) if j != i and lab.needs[j].title.lower() not in served]
+        out.extend((i, j) for j in rng.sample(candidates, min(NON_PAIRS_PER_GOOD, len(candidates))))
+    return out
 
 
 def _concat(parts: Sequence[Examples]) -> Examples:
@@ -471,7 +490,7 @@ def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -
     oof_y: list[float] = []
     oof_w: list[float] = []
     lab_score = np.zeros(len(lab.labels)) if lab is not None else None
-    non_pairs = _threshold_non_pairs(lab, seed) if lab is not None else []
+    non_pairs = lab.non_pairs if lab is not None else []
     non_pair_score = np.zeros(len(non_pairs))
     fold_weights: list[FloatArray] = []
     for k in range(FOLDS):
@@ -480,7 +499,7 @@ def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -
             for f, feats in zip(data.files, file_feats, strict=True)
         ]
         if lab is not None and lab_feats is not None:
-            parts.append(_labelled_examples(lab, lab_feats, np.array([fold[g] != k for g in lab.groups]), rng))
+            parts.append(_labelled_examples(lab, lab_feats, np.array([fold[g] != k for g in lab.groups])))
         if decisions is not None:
             parts.append(decisions)  # the territory's own pairs are in every fold: they are not tested on
         train = _concat(parts)
@@ -526,15 +545,6 @@ def cross_validate(data: TrainingData, seed: int = SEED, compare: bool = True) -
         non_pair_vetoed=(np.array([lab_feats.vetoed[i, j] for i, j in non_pairs], dtype=bool)
                          if lab_feats is not None else None),
     )
-
-
-def _threshold_non_pairs(lab: LabelledPairs, seed: int) -> list[tuple[int, int]]:
-    """Sampled (offer row, need row) non-pairs of the labelled file, apart from those training
-    draws (its own random stream, so the fitted weights do not move)."""
-    rng = random.Random(seed + 1)
-    good_needs = _good_needs(lab)
-    goods = [i for i, label in enumerate(lab.labels) if label == "good"]
-    return [(i, j) for i in goods for j in _non_pairs(lab, i, good_needs, rng)]
 
 
 def _calibration_rows(
@@ -613,7 +623,6 @@ def choose_threshold(
 def train(data: TrainingData, seed: int = SEED, compare: bool = True) -> ranker.Model:
     """Cross-validate, calibrate on the held-out scores, fit the weights on everything."""
     cv = cross_validate(data, seed, compare)
-    rng = random.Random(seed)
     file_feats = [pair_features([build_profile(o) for o in f.offers], [build_profile(n) for n in f.needs])
                   for f in data.files]
     parts = [_exchange_examples(f, feats, np.ones(len(f.offers), dtype=bool))
@@ -621,7 +630,7 @@ def train(data: TrainingData, seed: int = SEED, compare: bool = True) -> ranker.
     lab = data.labelled
     if lab is not None:
         lab_feats = pair_features([build_profile(o) for o in lab.offers], [build_profile(n) for n in lab.needs])
-        parts.append(_labelled_examples(lab, lab_feats, np.ones(len(lab.labels), dtype=bool), rng))
+        parts.append(_labelled_examples(lab, lab_feats, np.ones(len(lab.labels), dtype=bool)))
     if data.decisions:
         parts.append(decision_examples(data.decisions))
     every = _concat(parts)

@@ -82,6 +82,13 @@ FORBIDDEN = [
      "fly_ash_to_food_chain"),
     (offer("Viscères de volailles", sector=("Abattoir de volailles", "10.12Z")),
      need("Matière pour compost", ("Plateforme de compostage", "38.21Z")), "animal_by_products_unprocessed_to_soil"),
+    (offer("Biodéchets de cantine", "restes de repas et épluchures", sector=("Restauration collective", "56.29A")),
+     need("Déchets verts à composter", ("Plateforme de compostage", "38.21Z"), "sans agrément sanitaire"),
+     "catering_to_unapproved_compost_biogas"),
+    (offer("Pots de yaourts non conformes", "yaourts en pots plastique avec opercules", code="02 05 01"),
+     need("Produits laitiers pour soupe", PIG_FARM), "packaged_food_to_feed"),
+    (offer("Palettes souillées", "imprégnées d'huile de coupe et de coulures de peinture", code="15 01 03"),
+     need("Broyat de bois pour chaufferie", ("Chaufferie bois", "35.30Z")), "treated_wood_to_small_boiler"),
 ]
 
 ALLOWED = [
@@ -120,6 +127,13 @@ ALLOWED = [
      need("Matière pour compost", ("Plateforme de compostage", "38.21Z"), "Plateforme avec agrément sanitaire.")),
     (offer("Pneus usagés"), need("Combustible de substitution", ("Cimenterie", "23.51Z"))),
     (offer("Coquilles d'huîtres"), need("Amendement calcaire", ("Culture de céréales", "01.11Z"))),
+    # Catering waste goes to an approved plant; a restaurant's cardboard is no catering waste.
+    (offer("Biodéchets de cantine", "restes de repas et épluchures", sector=("Restauration collective", "56.29A")),
+     need("Biodéchets pour méthaniseur", ("Méthanisation agricole", "35.21Z"), "agrément sanitaire, hygiénisation")),
+    (offer("Cartons d'emballage aplatis", sector=("Restauration traditionnelle", "56.10A")),
+     need("Déchets à composter", ("Plateforme de compostage", "38.21Z"))),
+    (offer("Marc de café", "~20 kg/semaine, en seaux", sector=("Café-bar", "56.30Z")),
+     need("Biodéchets pour compost", ("Plateforme de compostage", "38.21Z"))),
 ]
 
 

@@ -129,3 +129,33 @@ def test_a_need_that_names_its_material_owes_less_to_its_sectors_habits() -> Non
              (("vague", vague), ("tanks", tanks))}
     assert route["vague"] > 0
     assert route["tanks"] < 0.7 * route["vague"]
+
+
+def test_the_declared_code_outweighs_a_word_in_passing() -> None:
+    # "carcasses" also names car bodies; the animal-tissue code says what these are.
+    bones = offer(title="Os et carcasses C3", description="os de découpe, catégorie 3", low_code="02 02 02")
+    wrecks = need(title="Épaves / VHU", description="véhicules hors d'usage", sector_naf="38.31Z")
+    _score, expl = score_pair(bones, wrecks)
+    evidence = expl.to_dict()["evidence"]
+    assert "vehicle_parts" not in evidence["shared_concepts"]
+    assert evidence["offer_family"] == "animal_by_products"
+    assert next(c.raw for c in expl.components if c.name == "material") == 0.0
+
+
+def test_a_material_named_after_the_head_of_a_title_is_its_origin() -> None:
+    sawdust = offer(title="Sciure de palettes", description="sciure de découpe, résineux", low_code="03 01 05")
+    pallets = need(title="Palettes pour expédition", description="palettes 80x120 en bon état", sector_naf="25.11Z")
+    bedding = need(title="Copeaux litière", description="sciure ou copeaux pour litière", sector_naf="01.47Z")
+    to_pallets, _ = score_pair(sawdust, pallets)
+    to_bedding, _ = score_pair(sawdust, bedding)
+    assert to_bedding > 2 * to_pallets
+
+
+def test_a_buyer_that_names_its_material_is_not_read_through_what_it_makes() -> None:
+    # The pallet maker asks for rubber to cut pads: its pallets are what it makes, not what it takes.
+    pallets = offer(title="Palettes bois perdues", description="palettes légères non consignées", low_code="15 01 03")
+    tyres = offer(title="Pneus vélo usagés", description="pneus et chambres à air de vélo")
+    pads = need()
+    from_pallets, expl = score_pair(pallets, pads)
+    assert next(c.raw for c in expl.components if c.name == "material") == 0.0
+    assert score_pair(tyres, pads)[0] > 1.5 * from_pallets
