@@ -140,20 +140,36 @@ TRANSPORT_ALIASES[EMBEDDED_SCHEME] = "matchmaking.celery:EmbeddedTransport"
 class RedisQoS(kombu_redis.QoS):
     """kombu's, except that Redis going away while a task runs does not end the worker.
 
-    kombu closes the channel after its connection is gone, and putting the task's message back
-    then fails on that missing connection (AttributeError); Celery calls it an unrecoverable error
-    and the worker exits. The message is still in Redis's unacknowledged set, which kombu puts back
-    after the visibility timeout, and the outbox sweep publishes its row again anyway."""
+    kombu closes the channel after its connection is gone; putting the task's message back, or
+    acknowledging a task that finished meanwhile, then fails on that missing connection
+    (AttributeError), Celery calls it an unrecoverable error and the worker exits. The message is
+    still in Redis's unacknowledged set, which kombu puts back after the visibility timeout: tasks
+    are idempotent (a delivered outbox row is not sent again), so running it twice is harmless."""
+
+    def _connection_gone(self) -> bool:
+        return getattr(self.channel.connection, "client", None) is None
 
     def restore_unacked(self, client: Any = None) -> Any:
         try:
             return super().restore_unacked(client)  # type: ignore[no-untyped-call]
         except AttributeError:
-            if getattr(self.channel.connection, "client", None) is not None:
+            if not self._connection_gone():
                 raise
             log.warning("broker connection gone: %s unacknowledged message(s) left for redelivery",
                         len(self._delivered))
             return None
+
+    def ack(self, delivery_tag: str) -> None:
+        if self._connection_gone():
+            log.warning("broker connection gone: message %s left for redelivery", delivery_tag)
+            return
+        super().ack(delivery_tag)  # type: ignore[no-untyped-call]
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if self._connection_gone():
+            log.warning("broker connection gone: message %s left for redelivery", delivery_tag)
+            return
+        super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
 
 
 class RedisChannel(kombu_redis.Channel):

@@ -143,3 +143,29 @@ def test_a_channel_closed_after_redis_went_away_does_not_end_the_worker() -> Non
     finally:
         channel.qos._delivered.clear()  # nothing for kombu's exit hook to put back
         connection.release()
+
+
+def test_a_task_finishing_after_its_channel_closed_leaves_its_message_for_redelivery() -> None:
+    # A task that ends while Redis is away is acknowledged on a channel kombu has since closed
+    # (its connection is None): the worker must go on, and the message stay owed, not vanish.
+    connection = Connection("redis://127.0.0.1:6379/15", transport=mm_celery.RedisTransport)
+    try:
+        queue = connection.SimpleQueue("mm-late-ack")
+        queue.clear()
+        queue.put({"n": 1})
+        message = queue.get(timeout=5)
+        channel = message.channel
+        unacked = channel.unacked_key
+        client, owner = channel.client, channel.connection
+        assert client.hexists(unacked, message.delivery_tag)
+        channel.connection = None  # what closing the channel leaves once the connection is gone
+        message.ack()  # no AttributeError
+        assert client.hexists(unacked, message.delivery_tag)  # still owed: put back after the timeout
+        with pytest.raises(Exception, match="already acknowledged"):
+            message.ack()
+        channel.connection = owner
+        client.delete(unacked, channel.unacked_index_key)
+        channel.qos._delivered.clear()  # nothing for the channel's close to put back
+        queue.close()
+    finally:
+        connection.release()
