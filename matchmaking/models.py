@@ -4,6 +4,7 @@ exchanges, the notification outbox and the audit log (SQLAlchemy 2.x, typed)."""
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -33,6 +34,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+PUBLIC_ID_LENGTH = 16
+_PUBLIC_ID_ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"  # no 0/o, 1/l: an id read aloud stays one id
+
+
+def new_public_id() -> str:
+    """The id a listing or a match is known by outside the database (URLs, API, e-mails, webhooks):
+    random, so that it tells neither when it was made nor what was made next to it (about 80 bits)."""
+    return "".join(secrets.choice(_PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware datetimes on every backend (SQLite forgets the zone on the way back)."""
 
@@ -55,6 +66,8 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 intpk = Annotated[int, mapped_column(Integer, primary_key=True)]
 created = Annotated[datetime, mapped_column(UTCDateTime, default=utcnow, server_default=func.now())]
 str200 = Annotated[str, mapped_column(String(200))]
+# The internal integer id stays internal; this is the one shown (see new_public_id).
+opaque_id = Annotated[str, mapped_column(String(PUBLIC_ID_LENGTH), unique=True, index=True, default=new_public_id)]
 
 
 class Base(DeclarativeBase):
@@ -337,6 +350,7 @@ class Listing(Base):
     )
 
     id: Mapped[intpk]
+    public_id: Mapped[opaque_id]
     firm_id: Mapped[int] = mapped_column(ForeignKey("firm.id", ondelete="CASCADE"), index=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
     reference: Mapped[str | None] = mapped_column(String(64))  # the firm's own reference (imports)
@@ -382,6 +396,7 @@ class Match(Base):
     )
 
     id: Mapped[intpk]
+    public_id: Mapped[opaque_id]
     offer_id: Mapped[int] = mapped_column(ForeignKey("listing.id", ondelete="CASCADE"), index=True)
     need_id: Mapped[int] = mapped_column(ForeignKey("listing.id", ondelete="CASCADE"), index=True)
     score: Mapped[float] = mapped_column(Float)
