@@ -9,9 +9,18 @@ from flask import Flask, has_request_context, request, session
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 
 from . import config
 from .extensions import babel, csrf, db, limiter, login_manager
+from .models import PUBLIC_ID_ALPHABET, PUBLIC_ID_LENGTH
+
+
+class PublicIdConverter(BaseConverter):
+    """`<public_id:listing_id>`: a listing's or a match's public id; anything else, the old
+    integer ids included, matches no route (a plain 404)."""
+
+    regex = f"[{PUBLIC_ID_ALPHABET}]{{{PUBLIC_ID_LENGTH}}}"
 
 
 def select_locale() -> str | None:
@@ -52,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    app.url_map.converters["public_id"] = PublicIdConverter
 
     from .web import bp as web_bp
 

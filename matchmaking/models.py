@@ -35,13 +35,13 @@ def utcnow() -> datetime:
 
 
 PUBLIC_ID_LENGTH = 16
-_PUBLIC_ID_ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"  # no 0/o, 1/l: an id read aloud stays one id
+PUBLIC_ID_ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"  # no 0/o, 1/l: an id read aloud stays one id
 
 
 def new_public_id() -> str:
     """The id a listing or a match is known by outside the database (URLs, API, e-mails, webhooks):
     random, so that it tells neither when it was made nor what was made next to it (about 80 bits)."""
-    return "".join(secrets.choice(_PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
+    return "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -477,6 +477,7 @@ class Notification(Base):
     digested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # included in a daily/weekly digest
 
     user: Mapped[User] = relationship()
+    match: Mapped[Match | None] = relationship()
 
 
 class WebhookEndpoint(Base):

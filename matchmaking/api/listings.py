@@ -15,7 +15,7 @@ from .openapi import operation
 from .parsing import all_errors, json_body_partial, query_args
 from .security import current_firm, current_user
 
-ID = "<int(max=2147483647):listing_id>"  # beyond the database's integer range: a plain 404
+ID = "<public_id:listing_id>"  # an integer id matches no route: a plain 404
 
 
 SUGGEST_MIN_SCORE = 0.2
@@ -57,7 +57,7 @@ def create_listing() -> tuple[Response, int, dict[str, str]]:
         listing = listing_service.create_listing(db_session(), firm, data, publish=publish)
     db.session.commit()
     body = render.listing(visibility.audience(db_session(), current_user()), listing)
-    return jsonify(body), 201, {"Location": url_for("api.get_listing", listing_id=listing.id)}
+    return jsonify(body), 201, {"Location": url_for("api.get_listing", listing_id=listing.public_id)}
 
 
 @bp.get("/listings")
@@ -85,7 +85,7 @@ def list_listings() -> Response:
 @bp.get(f"/listings/{ID}")
 @operation("One listing, as you may see it", tags=["listings"],
            responses={200: ("The listing.", schemas.ListingOutSchema)})
-def get_listing(listing_id: int) -> Response:
+def get_listing(listing_id: str) -> Response:
     user = current_user()
     listing = visibility.visible_listing(db_session(), user, listing_id)
     return jsonify(render.listing(visibility.audience(db_session(), user), listing))
@@ -95,7 +95,7 @@ def get_listing(listing_id: int) -> Response:
 @operation("Change your listing (only the fields sent); status publishes, pauses or closes it",
            tags=["listings"], body=schemas.ListingPatchSchema,
            responses={200: ("The updated listing.", schemas.ListingOutSchema)})
-def update_listing(listing_id: int) -> Response:
+def update_listing(listing_id: str) -> Response:
     user = current_user()
     listing = visibility.own_listing(db_session(), user, listing_id)
     data, shape_errors = json_body_partial(schemas.ListingPatchSchema)
@@ -110,7 +110,7 @@ def update_listing(listing_id: int) -> Response:
 
 @bp.delete(f"/listings/{ID}")
 @operation("Close your listing", tags=["listings"], responses={204: ("Closed.", None)})
-def close_listing(listing_id: int) -> tuple[str, int]:
+def close_listing(listing_id: str) -> tuple[str, int]:
     listing = visibility.own_listing(db_session(), current_user(), listing_id)
     listing_service.set_status(db_session(), listing, ListingStatus.closed)
     db.session.commit()
@@ -120,7 +120,7 @@ def close_listing(listing_id: int) -> tuple[str, int]:
 @bp.get(f"/listings/{ID}/matches")
 @operation("The matches of your listing, best first", tags=["matches"],
            responses={200: ("Ranked matches.", schemas.MatchOutSchema(many=True))})
-def listing_matches(listing_id: int) -> Response:
+def listing_matches(listing_id: str) -> Response:
     user = current_user()
     listing = visibility.own_listing(db_session(), user, listing_id)
     audience = visibility.audience(db_session(), user)

@@ -12,7 +12,7 @@ from .openapi import operation
 from .parsing import all_errors, json_body_partial, query_args
 from .security import current_user
 
-ID = "<int(max=2147483647):match_id>"
+ID = "<public_id:match_id>"
 
 
 @bp.get("/matches")
@@ -36,13 +36,13 @@ def list_matches() -> Response:
 @bp.get(f"/matches/{ID}")
 @operation("One of your firm's matches", tags=["matches"],
            responses={200: ("The match.", schemas.MatchOutSchema)})
-def get_match(match_id: int) -> Response:
+def get_match(match_id: str) -> Response:
     user = current_user()
     match = decisions.match_for(db_session(), user, match_id)
     return jsonify(render.match(visibility.audience(db_session(), user), match, user))
 
 
-def _decide(match_id: int, action: str, **extra: str | None) -> Response:
+def _decide(match_id: str, action: str, **extra: str | None) -> Response:
     user = current_user()
     match = decisions.match_for(db_session(), user, match_id)
     match = getattr(decisions, action)(db_session(), match, user, **extra)
@@ -53,21 +53,21 @@ def _decide(match_id: int, action: str, **extra: str | None) -> Response:
 @bp.post(f"/matches/{ID}/interest")
 @operation("Say your firm is interested", tags=["matches"], errors=[409],
            responses={200: ("The match.", schemas.MatchOutSchema)})
-def interest(match_id: int) -> Response:
+def interest(match_id: str) -> Response:
     return _decide(match_id, "express_interest")
 
 
 @bp.post(f"/matches/{ID}/accept")
 @operation("Accept; once both firms have, identities are revealed", tags=["matches"], errors=[409],
            responses={200: ("The match.", schemas.MatchOutSchema)})
-def accept(match_id: int) -> Response:
+def accept(match_id: str) -> Response:
     return _decide(match_id, "accept")
 
 
 @bp.post(f"/matches/{ID}/decline")
 @operation("Decline (either firm, until both have accepted), optionally saying why", tags=["matches"], errors=[409],
            query=schemas.DeclineQuerySchema, responses={200: ("The match.", schemas.MatchOutSchema)})
-def decline(match_id: int) -> Response:
+def decline(match_id: str) -> Response:
     args = query_args(schemas.DeclineQuerySchema)
     return _decide(match_id, "decline", reason=args.get("reason"))
 
@@ -75,7 +75,7 @@ def decline(match_id: int) -> Response:
 @bp.post(f"/matches/{ID}/exchanges")
 @operation("Record a realised exchange on an accepted match", tags=["matches"], errors=[409],
            body=schemas.ExchangeInSchema, responses={201: ("The exchange.", schemas.ExchangeOutSchema)})
-def record_exchange(match_id: int) -> tuple[Response, int]:
+def record_exchange(match_id: str) -> tuple[Response, int]:
     user = current_user()
     match = decisions.match_for(db_session(), user, match_id)
     data, shape_errors = json_body_partial(schemas.ExchangeInSchema)
@@ -88,6 +88,6 @@ def record_exchange(match_id: int) -> tuple[Response, int]:
 @bp.get(f"/matches/{ID}/exchanges")
 @operation("The exchanges recorded on one of your matches", tags=["matches"],
            responses={200: ("Exchanges, oldest first.", schemas.ExchangeOutSchema(many=True))})
-def list_exchanges(match_id: int) -> Response:
+def list_exchanges(match_id: str) -> Response:
     match = decisions.match_for(db_session(), current_user(), match_id)
     return jsonify([render.exchange(item) for item in match.exchanges])

@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from marshmallow import Schema
 from werkzeug.http import HTTP_STATUS_CODES
 
+from ..models import PUBLIC_ID_ALPHABET, PUBLIC_ID_LENGTH
 from . import schemas
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,10 +33,16 @@ DESCRIPTION = (
     "An anonymous listing of another firm shows no firm, no exact location (its commune; distances "
     "are computed from the commune centroid) and no price until both firms accept a match. A firm's "
     "contact details appear only after such an acceptance. CCMA facilitators and administrators see "
-    "listings in full; analysts see what any firm sees."
+    "listings in full; analysts see what any firm sees.\n\n"
+    "Listings and matches are known by opaque string ids. What another firm sees of the times of an "
+    "anonymous listing (and of its matches) is the day, `YYYY-MM-DD`, not the instant; lists that mix "
+    "firms are ordered by day, score or status, then by id, never by creation."
 )
 _ARG = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_TYPES = {"int": "integer", "float": "number"}
+# A listing's or a match's id: random, opaque, fixed length (models.new_public_id).
+PUBLIC_ID = {"type": "string", "pattern": f"^[{PUBLIC_ID_ALPHABET}]{{{PUBLIC_ID_LENGTH}}}$",
+             "description": "Opaque: random, it says nothing of when or next to what the item was made."}
 
 
 def operation(
@@ -79,7 +86,8 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
             "name": m["name"],
             "in": "path",
             "required": True,
-            "schema": {"type": _CONVERTER_TYPES.get(m["converter"] or "", "string")},
+            "schema": dict(PUBLIC_ID) if m["converter"] == "public_id"
+            else {"type": _CONVERTER_TYPES.get(m["converter"] or "", "string")},
         }
         for m in _ARG.finditer(rule)
     ]

@@ -44,9 +44,9 @@ def match(audience: Audience, item: Match, user: User) -> dict[str, Any]:
     my_decision = item.offer_decision if side == "offer" else item.need_decision
     their_decision = item.need_decision if side == "offer" else item.offer_decision
     data = {
-        "match_id": item.id,
-        "offer_id": item.offer_id,
-        "need_id": item.need_id,
+        "match_id": item.public_id,
+        "offer_id": item.offer.public_id,
+        "need_id": item.need.public_id,
         "score": item.score,
         "distance_km": distance,
         "explanation": audience.explanation(item.explanation, other, distance),
@@ -54,8 +54,9 @@ def match(audience: Audience, item: Match, user: User) -> dict[str, Any]:
         "my_side": side,
         "my_decision": my_decision,
         "their_decision": their_decision,
-        "accepted_at": item.accepted_at,
-        "created_at": item.created_at,
+        # A match is made when its listings are: its times are told as the other listing's are.
+        "accepted_at": audience.time(other, item.accepted_at),
+        "created_at": audience.time(other, item.created_at),
         "offer": audience.view(item.offer),
         "need": audience.view(item.need),
     }

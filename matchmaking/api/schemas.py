@@ -3,9 +3,22 @@ checks (parsing.py), the serialisation of answers and the OpenAPI document."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from typing import Any
+
 from marshmallow import Schema, fields
 
-from ..models import Decision, Frequency, Kind, ListingStatus, MatchStatus, Role, Unit
+from ..models import (
+    PUBLIC_ID_ALPHABET,
+    PUBLIC_ID_LENGTH,
+    Decision,
+    Frequency,
+    Kind,
+    ListingStatus,
+    MatchStatus,
+    Role,
+    Unit,
+)
 from ..services.decisions import DECLINE_REASONS
 
 # Request checks accept only these values; listings created elsewhere (web forms, imports) may
@@ -23,6 +36,32 @@ class ProblemSchema(Schema):
     detail = fields.String()
     errors = fields.Dict(keys=fields.String(), values=fields.String(),
                          metadata={"description": "Validation errors: field (dotted path) → message."})
+
+
+def PublicId(**kwargs: Any) -> fields.String:  # noqa: N802 — a field, named like one
+    """A listing's or a match's id: an opaque string (the integer one stays in the database)."""
+    return fields.String(metadata={
+        "pattern": f"^[{PUBLIC_ID_ALPHABET}]{{{PUBLIC_ID_LENGTH}}}$",
+        "description": "Opaque id: random, it says nothing of when or next to what the item was made."},
+        **kwargs)
+
+
+class Moment(fields.String):
+    """An instant (ISO 8601 date-time), or only its day (`YYYY-MM-DD`) when it is about another
+    firm's anonymous listing (services/visibility.py `Audience.time`)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        return str(value)
+
+
+def _moment(description: str = "") -> Moment:
+    told = ("An instant (ISO 8601), or only the day (YYYY-MM-DD) when the item is another firm's "
+            "anonymous listing, or a match with one.")
+    return Moment(allow_none=True, required=True, metadata={"description": f"{description} {told}".strip()})
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -150,7 +189,7 @@ class PlaceOutSchema(Schema):
 
 
 class ListingOutSchema(Schema):
-    id = fields.Integer(required=True)
+    id = PublicId(required=True)
     kind = fields.Enum(Kind, by_value=True, required=True)
     status = fields.Enum(ListingStatus, by_value=True, required=True)
     title = fields.String(required=True)
@@ -170,9 +209,9 @@ class ListingOutSchema(Schema):
     anonymous = fields.Boolean(required=True)
     price_eur_per_unit = fields.Float(allow_none=True, required=True,
                                       metadata={"description": "null when hidden from you."})
-    created_at = fields.DateTime(allow_none=True, required=True)
-    updated_at = fields.DateTime(allow_none=True, required=True)
-    published_at = fields.DateTime(allow_none=True, required=True)
+    created_at = _moment()
+    updated_at = _moment()
+    published_at = _moment()
     mine = fields.Boolean(required=True, metadata={"description": "The listing is your firm's."})
     identity_hidden = fields.Boolean(required=True, metadata={
         "description": "The firm, exact site and price are hidden from you (anonymous listing)."})
@@ -197,9 +236,9 @@ class ListingQuerySchema(Schema):
 
 
 class MatchOutSchema(Schema):
-    match_id = fields.Integer(required=True)
-    offer_id = fields.Integer(required=True)
-    need_id = fields.Integer(required=True)
+    match_id = PublicId(required=True)
+    offer_id = PublicId(required=True)
+    need_id = PublicId(required=True)
     score = fields.Float(required=True, metadata={"minimum": 0, "maximum": 1})
     distance_km = fields.Float(allow_none=True, required=True, metadata={
         "description": "From your listing's site to the other listing as you may see it."})
@@ -208,8 +247,8 @@ class MatchOutSchema(Schema):
     my_side = fields.String(required=True, metadata={"enum": ["offer", "need"]})
     my_decision = fields.Enum(Decision, by_value=True, required=True)
     their_decision = fields.Enum(Decision, by_value=True, required=True)
-    accepted_at = fields.DateTime(allow_none=True, required=True)
-    created_at = fields.DateTime(allow_none=True, required=True)
+    accepted_at = _moment()
+    created_at = _moment()
     offer = fields.Nested(ListingOutSchema, required=True)
     need = fields.Nested(ListingOutSchema, required=True)
 
@@ -233,7 +272,7 @@ class ExchangeInSchema(Schema):
 
 class ExchangeOutSchema(Schema):
     id = fields.Integer(required=True)
-    match_id = fields.Integer(required=True)
+    match_id = PublicId(required=True, attribute="match.public_id")
     quantity = fields.Float(required=True)
     unit = fields.Enum(Unit, by_value=True, required=True)
     tonnes = fields.Float(allow_none=True, required=True)

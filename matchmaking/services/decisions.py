@@ -66,15 +66,15 @@ def sides_of(match: Match, user: User | None) -> list[Side]:
     return sides
 
 
-def match_for(session: Session, user: User | None, match_id: int, *, lock: bool = False) -> Match:
+def match_for(session: Session, user: User | None, public_id: str, *, lock: bool = False) -> Match:
     """A match the user's firm is a party to; NotFound otherwise. `lock` takes a row lock
     (PostgreSQL) so that two parties accepting at once cannot both miss the other's acceptance."""
-    query = select(Match).where(Match.id == match_id)
+    query = select(Match).where(Match.public_id == public_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     match = session.scalar(query)
     if match is None or not sides_of(match, user):
-        raise NotFound(f"match {match_id}")
+        raise NotFound(f"match {public_id}")
     return match
 
 
@@ -143,7 +143,7 @@ def decide(session: Session, match: Match, user: User, decision: Decision, reaso
         raise Conflict(_l("A decision cannot be withdrawn."))
     reason = check_decline_reason(reason) if decision is Decision.declined else None
     # Re-read under a row lock: the status depends on the other side's column.
-    match = match_for(session, user, match.id, lock=True)
+    match = match_for(session, user, match.public_id, lock=True)
     changed: list[Side] = []
     for side in sides:
         current = _decision(match, side)

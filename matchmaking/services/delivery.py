@@ -105,10 +105,11 @@ class Settings:
         address = parseaddr(self.sender)[1]
         return address.rpartition("@")[2] or "matchmaking.local"
 
-    def match_url(self, match_id: int | None) -> str:
-        return self.base_url + (self.match_path.format(id=match_id) if match_id else "/")
+    def match_url(self, match: Match | None) -> str:
+        """A match's page, by its public id."""
+        return self.base_url + (self.match_path.format(id=match.public_id) if match is not None else "/")
 
-    def inbox_url(self, listing_id: int | None = None) -> str:
+    def inbox_url(self, listing_id: str | None = None) -> str:
         """The match list, at one listing's group when given (the rest of a capped e-mail)."""
         return self.base_url + self.inbox_path + (f"#g-{listing_id}" if listing_id else "")
 
@@ -204,7 +205,7 @@ def notification_email(notification: Notification, settings: Settings, msgid: st
         subject = str(SUBJECTS.get(notification.kind, SUBJECTS["match.found"]) % {
             "title": payload.get("listing_title", "")})
         context = {"n": payload, "kind": notification.kind, "user": user, "subject": subject,
-                   "match_url": settings.match_url(notification.match_id), **links}
+                   "match_url": settings.match_url(notification.match), **links}
         text = render("email/notification.txt", **context)
         html = render("email/notification.html", **context)
     return _envelope(user.email, subject, text, html, msgid or message_id("notification", notification.id, settings),
@@ -322,13 +323,13 @@ def notice_entries(session: Session, audience: visibility.Audience, notices: lis
         entry: dict[str, Any] = {
             "notification_id": notification.id,
             "kind": notification.kind,
-            "match_id": match.id,
+            "match_id": match.public_id,
             "score": round(match.score, 3),
             "distance_km": audience.distance_between(own, other),
-            "listing_id": own.id,
+            "listing_id": own.public_id,
             "listing_title": own.title,
             "listing_kind": own.kind.value,
-            "other_listing_id": other.id,
+            "other_listing_id": other.public_id,
             "other_title": other.title,
             "other_kind": other.kind.value,
             "other_commune": view.place.commune,
@@ -336,7 +337,7 @@ def notice_entries(session: Session, audience: visibility.Audience, notices: lis
             "other_price_eur_per_unit": view.price_eur_per_unit,
             "phrase_fr": phrase(match.explanation, "fr", own.kind),
             "phrase_en": phrase(match.explanation, "en", own.kind),
-            "url": settings.match_url(match.id),
+            "url": settings.match_url(match),
         }
         if notification.kind == "match.introduced":
             entry |= {key: notification.payload.get(key) for key in ("facilitator_name", "message")}
@@ -350,7 +351,7 @@ def _listing_groups(entries: list[dict[str, Any]], cap: int, settings: Settings,
     """The first `cap` entries grouped by the recipient's listing (best group first), and a link
     to the rest: the listing's group in the match list when all are about one listing."""
     shown = entries[:cap]
-    groups: dict[int, dict[str, Any]] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for entry in shown:
         group = groups.setdefault(entry["listing_id"], {"listing_id": entry["listing_id"],
                                                         "listing_title": entry["listing_title"], "items": []})
@@ -575,7 +576,7 @@ def webhook_body(notification: Notification, settings: Settings) -> dict[str, An
     return {
         "type": notification.kind,
         "timestamp": notification.created_at.isoformat(),
-        "data": {"notification_id": notification.id, **data, "url": settings.match_url(notification.match_id)},
+        "data": {"notification_id": notification.id, **data, "url": settings.match_url(notification.match)},
     }
 
 

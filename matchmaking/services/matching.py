@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from ..matching import nomenclature, records, taxonomy
 from ..matching.engine import Index
 from ..models import Decision, Firm, Kind, Listing, ListingStatus, Match, MatchStatus, Site, utcnow
+from . import queries
 
 MATCHES_PER_LISTING = 20
 CLOCK_SKEW = timedelta(seconds=5)
@@ -257,9 +258,10 @@ def search(
         if listing is None or (exclude_firm_id is not None and listing.firm_id == exclude_firm_id):
             continue
         hits.append(SearchHit(listing, round(score, 6), explanation.distance_km, explanation.to_dict()))
-        if len(hits) >= k:
-            break
-    return hits
+    # Equal scores are common (a family alone, a word alone): the engine's order among them is its
+    # index's, which follows the integer ids; the shown order does not (queries.ranked).
+    hits.sort(key=lambda hit: queries.ranked(hit.score, hit.listing.public_id))
+    return hits[:k]
 
 
 def classify(text: str, k: int = 5) -> dict[str, Any]:

@@ -146,13 +146,13 @@ def match_payload(session: Session, match: Match, user: User) -> dict[str, Any]:
     own, other = (match.offer, match.need) if match.offer.firm_id == user.firm_id else (match.need, match.offer)
     seen = visibility.audience(session, user)
     return {
-        "match_id": match.id,
+        "match_id": match.public_id,
         "score": round(match.score, 3),
         "distance_km": seen.distance_between(own, other),
-        "listing_id": own.id,
+        "listing_id": own.public_id,
         "listing_title": own.title,
         "listing_kind": own.kind.value,
-        "other_listing_id": other.id,
+        "other_listing_id": other.public_id,
         "other_title": other.title,
         "other_kind": other.kind.value,
         "other_commune": seen.view(other).place.commune,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, not_, select, union_all
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, CompoundSelect, Date, Select, and_, func, not_, select, union_all
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..matching import ranker
 from ..models import Kind, Listing, ListingStatus, Match, MatchStatus, Site
@@ -39,6 +41,42 @@ def weak_lead() -> ColumnElement[bool]:
     return and_(Match.status == MatchStatus.proposed, Match.score < shown_threshold())
 
 
+class utc_day(FunctionElement[Any]):  # noqa: N801 — an SQL function, named like one
+    """The UTC day of a stored instant: `date(x)` on SQLite (which stores UTC), the date of
+    `x AT TIME ZONE 'UTC'` on PostgreSQL (whose `date(x)` would follow the session's time zone)."""
+
+    type = Date()
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day)
+def _utc_day(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+def mixed_order(model: type[Listing] | type[Match], *first: Any,
+                day: InstrumentedAttribute[Any] | None = None) -> tuple[Any, ...]:
+    """The order of every list that mixes firms' listings or matches (search, the territory's
+    listings, the map, a firm's matches): `first` (a score, a status rank) when given, else the day
+    of `day` (creation by default), newest first; then the public id, which is random.
+
+    Never the creation instant nor the integer id: both follow creation order, so an anonymous
+    listing made with named ones of its firm (one import) would sit between them, and be theirs."""
+    keys = first or (utc_day(day if day is not None else model.created_at).desc(),)
+    return (*keys, model.public_id)
+
+
+def ranked(score: float, public_id: str) -> tuple[float, str]:
+    """The same order for hits ranked in Python: best score first, then the public id."""
+    return (-score, public_id)
+
+
 def firm_match_ids(firm_id: int) -> CompoundSelect[Any]:
     """Ids of the matches a firm is a party to, as a subquery: its listings by their firm index,
     then their matches by the offer and need indexes. (An OR across the two listings of a match
@@ -55,11 +93,11 @@ def _with_places(query: Select[Any]) -> Select[Any]:
     )
 
 
-def _page(session: Session, query: Select[Any], page: int, per_page: int) -> tuple[list[Listing], int]:
+def _page(session: Session, query: Select[Any], page: int, per_page: int,
+          order: tuple[Any, ...]) -> tuple[list[Listing], int]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = session.scalars(
-        _with_places(query).order_by(Listing.created_at.desc(), Listing.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)
+        _with_places(query).order_by(*order).limit(per_page).offset((page - 1) * per_page)
     ).all()
     return list(rows), total
 
@@ -68,25 +106,27 @@ def firm_listings(
     session: Session, firm_id: int, *, kind: Kind | None = None, status: ListingStatus | None = None,
     page: int = 1, per_page: int = 50,
 ) -> tuple[list[Listing], int]:
-    """One firm's listings in every status (or one), newest first, and how many there are."""
+    """One firm's listings in every status (or one), newest first, and how many there are (for
+    the firm itself: to the instant)."""
     query = select(Listing).where(Listing.firm_id == firm_id)
     if kind is not None:
         query = query.where(Listing.kind == kind)
     if status is not None:
         query = query.where(Listing.status == status)
-    return _page(session, query, page, per_page)
+    return _page(session, query, page, per_page, (Listing.created_at.desc(), Listing.id.desc()))
 
 
 def published_listings(
     session: Session, *, kind: Kind | None = None, family: str | None = None, page: int = 1, per_page: int = 50,
 ) -> tuple[list[Listing], int]:
-    """The territory's published listings, newest first (an order that reveals nothing hidden)."""
+    """The territory's published listings, newest day first (`mixed_order`: within a day, an
+    order that reveals nothing hidden)."""
     query = select(Listing).where(Listing.status == ListingStatus.published)
     if kind is not None:
         query = query.where(Listing.kind == kind)
     if family:
         query = query.where(Listing.material_family == family)
-    return _page(session, query, page, per_page)
+    return _page(session, query, page, per_page, mixed_order(Listing))
 
 
 def _with_listings(query: Select[Any]) -> Select[Any]:
@@ -105,7 +145,7 @@ def listing_matches(session: Session, listing: Listing) -> list[Match]:
     return list(session.scalars(
         _with_listings(select(Match))
         .where(side == listing.id, Match.status != MatchStatus.stale, not_(weak_lead()))
-        .order_by(Match.score.desc(), Match.id)
+        .order_by(*mixed_order(Match, Match.score.desc()))
     ))
 
 
@@ -113,13 +153,13 @@ def firm_matches(
     session: Session, firm_id: int, *, status: MatchStatus | None = None, page: int = 1, per_page: int = 50,
 ) -> tuple[list[Match], int]:
     """The matches a firm is a party to and may see (not under the shown threshold, unless acted
-    on), newest first, and how many there are."""
+    on), newest day first (`mixed_order`), and how many there are."""
     query = select(Match).where(Match.id.in_(firm_match_ids(firm_id)), not_(weak_lead()))
     if status is not None:
         query = query.where(Match.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
-        _with_listings(query).order_by(Match.created_at.desc(), Match.id.desc())
+        _with_listings(query).order_by(*mixed_order(Match))
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
     return list(rows), total

@@ -27,6 +27,13 @@ those nobody published to it: drafts, paused, closed or expired listings it is n
 and the exchanges two other firms recorded (CCMA statistics show them only in aggregate, with
 small-count suppression). tests/reliability/test_two_worlds.py holds the service to this: two
 databases differing only in these fields give a third firm the same bytes.
+
+Nor may the *order* of things place a hidden listing among its firm's named ones. Listings created
+together (one import, one afternoon) have neighbouring integer ids and times microseconds apart, so
+the integer id never leaves the database: a listing or a match is known by its random `public_id`
+(models.new_public_id) in URLs, the API, e-mails and webhooks; an anonymous listing's times are told
+to the day (`audience.time`) to whoever may not see its firm; and lists that mix firms are ordered
+by day, score or status, then by public id (services/queries.py `mixed_order`), never by creation.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -141,7 +148,7 @@ class PlaceView:
 class ListingView:
     """A listing with the hidden fields already removed (None) for this viewer."""
 
-    id: int
+    id: str  # the public id: the integer one stays internal
     kind: Kind
     title: str
     description: str
@@ -159,9 +166,10 @@ class ListingView:
     available_until: date | None
     anonymous: bool
     status: ListingStatus
-    created_at: datetime | None
-    updated_at: datetime | None
-    published_at: datetime | None
+    # Exact, or only the day (a date) when the listing is anonymous to this viewer (Audience.time).
+    created_at: datetime | date | None
+    updated_at: datetime | date | None
+    published_at: datetime | date | None
     mine: bool
     identity_hidden: bool
     firm: FirmView | None
@@ -276,6 +284,14 @@ class Audience:
         """The firm's contact person, e-mail and phone: only once the two firms agreed on a match."""
         return self.owns(listing) or self.sees_all or listing.firm_id in self.revealed_firm_ids
 
+    def time(self, listing: Listing, value: datetime | None) -> datetime | date | None:
+        """A time about `listing` (its creation, a change, the match it is in) as this viewer may
+        know it: the instant when the firm is shown to them, else only the day (UTC). Instants
+        microseconds apart would tie an anonymous listing to the named ones its firm made with it."""
+        if value is None or self.shows_identity(listing):
+            return value
+        return value.astimezone(UTC).date()
+
     def can_see(self, listing: Listing) -> bool:
         """Whether the listing exists at all for this viewer (others' drafts and closed ones do not)."""
         return (
@@ -337,7 +353,7 @@ class Audience:
         else:
             place = self.public_place(listing)
         return ListingView(
-            id=listing.id,
+            id=listing.public_id,
             kind=listing.kind,
             title=listing.title,
             description=listing.description or "",
@@ -355,9 +371,9 @@ class Audience:
             available_until=listing.available_until,
             anonymous=bool(listing.anonymous),
             status=listing.status,
-            created_at=listing.created_at,
-            updated_at=listing.updated_at,
-            published_at=listing.published_at,
+            created_at=self.time(listing, listing.created_at),
+            updated_at=self.time(listing, listing.updated_at),
+            published_at=self.time(listing, listing.published_at),
             mine=mine,
             identity_hidden=not shown,
             firm=firm_view(listing.firm, contact=self.shows_contact(listing)) if shown else None,
@@ -466,17 +482,21 @@ def audience(session: Session, user: User | None, k: int | None = None) -> Audie
     return Audience(session, user, k=max(1, k))
 
 
-def visible_listing(session: Session, user: User | None, listing_id: int) -> Listing:
+def listing_by_public_id(session: Session, public_id: str) -> Listing | None:
+    return session.scalar(select(Listing).where(Listing.public_id == public_id))
+
+
+def visible_listing(session: Session, user: User | None, public_id: str) -> Listing:
     """The listing if this viewer may see it; NotFound otherwise (so ids reveal nothing)."""
-    listing = session.get(Listing, listing_id)
+    listing = listing_by_public_id(session, public_id)
     if listing is None or not audience(session, user).can_see(listing):
-        raise NotFound(f"listing {listing_id}")
+        raise NotFound(f"listing {public_id}")
     return listing
 
 
-def own_listing(session: Session, user: User | None, listing_id: int) -> Listing:
+def own_listing(session: Session, user: User | None, public_id: str) -> Listing:
     """The listing if it belongs to the viewer's firm; NotFound for everyone else, staff included."""
-    listing = session.get(Listing, listing_id)
+    listing = listing_by_public_id(session, public_id)
     if listing is None or user is None or user.firm_id is None or listing.firm_id != user.firm_id:
-        raise NotFound(f"listing {listing_id}")
+        raise NotFound(f"listing {public_id}")
     return listing

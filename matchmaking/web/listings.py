@@ -123,12 +123,12 @@ def listing_new() -> Any:
                  place=audience().public_place(listing).commune), "success")
     else:
         flash(_l("Your listing is saved as a draft; publish it when it is ready."), "success")
-    return redirect(url_for("web.listing_detail", listing_id=listing.id))
+    return redirect(url_for("web.listing_detail", listing_id=listing.public_id))
 
 
-@bp.route("/listings/<int:listing_id>/edit", methods=["GET", "POST"])
+@bp.route("/listings/<public_id:listing_id>/edit", methods=["GET", "POST"])
 @firm_required
-def listing_edit(listing_id: int) -> Any:
+def listing_edit(listing_id: str) -> Any:
     listing = visibility.own_listing(db_session(), user(), listing_id)
     if request.method == "GET":
         return _form(_values(listing), {}, listing)
@@ -140,12 +140,12 @@ def listing_edit(listing_id: int) -> Any:
         return _form(values, exc.errors, listing, 422)
     db.session.commit()
     flash(_l("Your listing is saved."), "success")
-    return redirect(url_for("web.listing_detail", listing_id=listing.id))
+    return redirect(url_for("web.listing_detail", listing_id=listing.public_id))
 
 
-@bp.post("/listings/<int:listing_id>/status")
+@bp.post("/listings/<public_id:listing_id>/status")
 @firm_required
-def listing_status(listing_id: int) -> Response:
+def listing_status(listing_id: str) -> Response:
     listing = visibility.own_listing(db_session(), user(), listing_id)
     status = STATUS_ACTIONS.get(request.form.get("action", ""))
     if status is None:
@@ -160,12 +160,12 @@ def listing_status(listing_id: int) -> Response:
     flash(messages[status], "success")
     if request.form.get("next") == "list":
         return redirect(url_for("web.my_listings"))
-    return redirect(url_for("web.listing_detail", listing_id=listing.id))
+    return redirect(url_for("web.listing_detail", listing_id=listing.public_id))
 
 
-@bp.get("/listings/<int:listing_id>")
+@bp.get("/listings/<public_id:listing_id>")
 @firm_required
-def listing_detail(listing_id: int) -> str:
+def listing_detail(listing_id: str) -> str:
     listing = visibility.visible_listing(db_session(), user(), listing_id)
     seen = audience()
     view = seen.view(listing)
@@ -175,7 +175,8 @@ def listing_detail(listing_id: int) -> str:
     query = select(Match).where(column == listing.id, Match.status != MatchStatus.stale, not_(queries.weak_lead()))
     if not view.mine:  # another firm's listing: only its matches with mine
         query = query.where(other.in_(select(Listing.id).where(Listing.firm_id == firm.id)))
-    query = query.options(selectinload(Match.offer), selectinload(Match.need)).order_by(Match.score.desc(), Match.id)
+    query = query.options(selectinload(Match.offer), selectinload(Match.need)).order_by(
+        *queries.mixed_order(Match, Match.score.desc()))
     matches = db.session.scalars(query).all()
     return render_template("listings/detail.html", listing=listing, view=view, matches=matches,
                            low=low_entry(listing.low_code), family=listing.family)

@@ -87,7 +87,8 @@ def waiting_matches(firm: Firm, n: int) -> list[Row]:
                or_(and_(Match.offer_id.in_(mine), waits(Match.offer_decision, Match.need_decision)),
                    and_(Match.need_id.in_(mine), waits(Match.need_decision, Match.offer_decision))))
         .options(*_places())
-        .order_by(case((Match.status == MatchStatus.interested, 1), else_=2), Match.score.desc(), Match.id)
+        .order_by(*queries.mixed_order(Match, case((Match.status == MatchStatus.interested, 1), else_=2),
+                                       Match.score.desc()))
         .limit(n)
     )
     return [row(match, firm) for match in db.session.scalars(query)]
@@ -114,7 +115,7 @@ def _inbox(firm: Firm, *, status: str | None, page: int) -> tuple[list[Match], i
     hidden = int(weak_ones)
     query = query.where(not_(queries.weak_lead()))
     rank = case({s: n for s, n in STATUS_ORDER.items()}, value=Match.status)
-    page_query = (query.options(*_places()).order_by(rank, Match.score.desc(), Match.id)
+    page_query = (query.options(*_places()).order_by(*queries.mixed_order(Match, rank, Match.score.desc()))
                   .offset((page - 1) * INBOX_PAGE).limit(INBOX_PAGE))
     return list(db.session.scalars(page_query)), int(everything) - hidden, hidden
 
@@ -128,13 +129,13 @@ def inbox() -> str:
     return render_template("matches/inbox.html", rows=rows, status=status, page=page, pages=pages, hidden=hidden)
 
 
-def _match(match_id: int) -> Match:
+def _match(match_id: str) -> Match:
     return decisions.match_for(db_session(), user(), match_id)  # NotFound (404) unless my firm is a party
 
 
-@bp.get("/matches/<int:match_id>")
+@bp.get("/matches/<public_id:match_id>")
 @firm_required
-def match_detail(match_id: int) -> str | tuple[str, int]:
+def match_detail(match_id: str) -> str | tuple[str, int]:
     match = _match(match_id)
     viewer = user()
     assert viewer is not None
@@ -159,16 +160,16 @@ def _detail(match: Match, values: dict[str, Any], errors: dict[str, Any], status
     return (page, status) if status != 200 else page
 
 
-@bp.post("/matches/<int:match_id>/decision")
+@bp.post("/matches/<public_id:match_id>/decision")
 @firm_required
-def match_decision(match_id: int) -> Response:
+def match_decision(match_id: str) -> Response:
     match = _match(match_id)
     action = request.form.get("decision")
     chosen = {"interested": Decision.interested, "accepted": Decision.accepted,
               "declined": Decision.declined}.get(action or "")
     if chosen is None:
         flash(_l("Choose what to do with this match."), "error")
-        return redirect(url_for("web.match_detail", match_id=match.id))
+        return redirect(url_for("web.match_detail", match_id=match.public_id))
     current_user = user()
     assert current_user is not None
     try:
@@ -191,12 +192,12 @@ def match_decision(match_id: int) -> Response:
         flash(_l("Your interest is sent to the other firm."), "success")
     else:
         flash(_l("You declined this match."), "success")
-    return redirect(url_for("web.match_detail", match_id=match.id))
+    return redirect(url_for("web.match_detail", match_id=match.public_id))
 
 
-@bp.post("/matches/<int:match_id>/exchanges")
+@bp.post("/matches/<public_id:match_id>/exchanges")
 @firm_required
-def match_exchange(match_id: int) -> Any:
+def match_exchange(match_id: str) -> Any:
     match = _match(match_id)
     values = form_values()
     current_user = user()
@@ -214,7 +215,7 @@ def match_exchange(match_id: int) -> Any:
         return _detail(_match(match_id), values, {"quantity": exc.args[0] if exc.args else ""}, 409)
     db.session.commit()
     flash(_l("The exchange is recorded. Thank you: it counts in the territory's figures."), "success")
-    return redirect(url_for("web.match_detail", match_id=match.id) + "#exchanges")
+    return redirect(url_for("web.match_detail", match_id=match.public_id) + "#exchanges")
 
 
 # --- notifications -------------------------------------------------------------------------------
@@ -256,6 +257,6 @@ def notifications_read() -> Response:
     notification_service.mark_read(db_session(), current_user, ids)
     db.session.commit()
     target = request.form.get("go")
-    if ids and target and target.isdigit():
-        return redirect(url_for("web.match_detail", match_id=int(target)))
+    if ids and target and target.isalnum():
+        return redirect(url_for("web.match_detail", match_id=target))
     return redirect(url_for("web.notifications"))

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from ..extensions import db
 from ..models import Commune, Kind, Listing, ListingStatus, Notification, Site
+from ..services import queries
 from . import bp
 from .common import audience, firm_required, home_url, my_firm, staff_home, user
 from .matches import waiting_matches
@@ -33,7 +34,7 @@ def index() -> str:
             selectinload(Listing.site).selectinload(Site.commune),
             selectinload(Listing.family),
         )
-        .order_by(Listing.published_at.desc(), Listing.id.desc())
+        .order_by(*queries.mixed_order(Listing, day=Listing.published_at))
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
     ).all()
