@@ -2,7 +2,9 @@
 
 Every row is checked before anything is written. By default one bad row stops the whole import;
 on request only the valid rows are written. The firm's own `reference` column makes a re-import
-update the listings in place instead of duplicating them. A malformed file gives a report, never
+update the listings in place instead of duplicating them; an empty `anonymous` cell then keeps the
+listing's anonymity as it is (only "oui"/"non", "yes"/"no", 1/0 change it: a file exported before
+the listing was made anonymous must not name it). A malformed file gives a report, never
 an exception. What a file may cost (size, lines, columns, unpacked size of a workbook) is bounded
 by `ImportLimits` and checked before and while reading, stopping at the first limit.
 """
@@ -325,6 +327,8 @@ def import_listings(
             # Without a reference, the same kind and title as one of the firm's listings is that listing.
             kind = {"offre": "offer", "besoin": "need"}.get(fold(row.data["kind"]), fold(row.data["kind"]))
             row.target = by_title.get((kind, fold(row.data["title"])))
+        if row.target is not None and row.data.get("anonymous") in (None, ""):
+            row.data.pop("anonymous", None)  # not said: unchanged (see the module's docstring)
         if "site" in row.data:
             site_value = row.data.pop("site")
             if site_value not in (None, ""):

@@ -18,7 +18,7 @@ def test_every_route_but_registration_sign_in_and_the_document_wants_a_token(api
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("api.") or rule.rule in public:
             continue
-        path = rule.rule.replace("<int(max=2147483647):listing_id>", "1").replace("<int(max=2147483647):match_id>", "1")
+        path = rule.rule.replace("<public_id:listing_id>", "a" * 16).replace("<public_id:match_id>", "a" * 16)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             r = api.open(method, path, json={})
             assert r.status_code == 401, (method, path)
@@ -110,7 +110,7 @@ def test_bad_query_parameters_are_named(api, make_actor) -> None:
 def test_unknown_routes_wrong_methods_and_huge_ids_answer_as_problems(api, make_actor) -> None:
     actor = make_actor()
     assert api.get("/api/v1/nothing-here", headers=actor.headers).status_code == 404
-    r = api.open("PUT", "/api/v1/listings/1", headers=actor.headers, json=GOOD)
+    r = api.open("PUT", "/api/v1/listings/" + "a" * 16, headers=actor.headers, json=GOOD)
     assert r.status_code == 405 and "PATCH" in r.headers["Allow"]
     assert api.get("/api/v1/listings/99999999999999999999", headers=actor.headers).status_code == 404
     assert api.get("/api/v1/listings/123456", headers=actor.headers).status_code == 404

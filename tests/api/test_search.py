@@ -33,17 +33,17 @@ def test_anonymous_listings_sit_at_their_commune_centroid_for_distance_order_and
     real_south = f"{b.site.lat},{b.site.lon}"
     hits = api.get(f"/api/v1/search?q=chambres%20air&near={centroid.insee}", headers=third.headers).get_json()
     found = {hit["id"]: hit for hit in hits}
-    assert {a.id, b.id} <= set(found)
+    assert {a.public_id, b.public_id} <= set(found)
     # Same text, same commune: nothing tells the two apart, neither distance nor score.
-    assert found[a.id]["distance_km"] == found[b.id]["distance_km"] == 0.0
-    assert found[a.id]["score"] == found[b.id]["score"]
-    for hit in (found[a.id], found[b.id]):
+    assert found[a.public_id]["distance_km"] == found[b.public_id]["distance_km"] == 0.0
+    assert found[a.public_id]["score"] == found[b.public_id]["score"]
+    for hit in (found[a.public_id], found[b.public_id]):
         assert hit["firm"] is None and hit["price_eur_per_unit"] is None
         assert (hit["location"]["lat"], hit["location"]["lon"]) == (centroid.lat, centroid.lon)
     # A small circle around the real southern site finds nothing: the radius uses the centroid.
     around_real = api.get(f"/api/v1/search?q=chambres%20air&near={real_south}&radius_km=5",
                           headers=third.headers).get_json()
-    assert b.id not in {hit["id"] for hit in around_real}
+    assert b.public_id not in {hit["id"] for hit in around_real}
     raw = api.get(f"/api/v1/search?q=chambres%20air&near={real_south}", headers=third.headers).data.decode()
     assert "Caché-Sud" not in raw and "Caché-Nord" not in raw
 
@@ -55,7 +55,7 @@ def test_a_partner_with_an_accepted_match_gets_real_distances(api, session, make
     add_match(session, b, need, status=MatchStatus.accepted)
     hits = api.get(f"/api/v1/search?q=chambres%20air&near={b.site.lat},{b.site.lon}",
                    headers=buyer.headers).get_json()
-    mine = next(hit for hit in hits if hit["id"] == b.id)
+    mine = next(hit for hit in hits if hit["id"] == b.public_id)
     assert mine["distance_km"] == 0.0 and mine["firm"]["name"] == "Caché-Sud"
 
 

@@ -79,7 +79,7 @@ def test_the_api_and_the_notice_never_name_the_lonely_commune(client, session) -
     data = visibility.audience(session, world["third"]).explanation(match.explanation, world["offer"], 15.0)
     assert data["evidence"]["distance_km"] == 15.0 and "12 km" not in data["phrase_fr"]
     token = tokens.issue(session, world["third"])
-    offer_id = world["offer"].id
+    offer_id = world["offer"].public_id
     session.commit()
     response = client.get(f"/api/v1/listings/{offer_id}", headers={"Authorization": f"Bearer {token}"})
     body = response.get_data(as_text=True)

@@ -79,16 +79,16 @@ def test_drafts_of_other_firms_do_not_exist_for_them(session) -> None:
     offer.status = ListingStatus.closed
     session.flush()
     with pytest.raises(NotFound):
-        visibility.visible_listing(session, users["third"], offer.id)
-    assert visibility.visible_listing(session, users["seller"], offer.id) is offer
+        visibility.visible_listing(session, users["third"], offer.public_id)
+    assert visibility.visible_listing(session, users["seller"], offer.public_id) is offer
 
 
 def test_only_the_owner_firm_owns_a_listing(session) -> None:
     offer, _, users = _pair(session)
     for user in (users["third"], make_user(session, role="admin"), None):
         with pytest.raises(NotFound):
-            visibility.own_listing(session, user, offer.id)
-    assert visibility.own_listing(session, users["seller"], offer.id) is offer
+            visibility.own_listing(session, user, offer.public_id)
+    assert visibility.own_listing(session, users["seller"], offer.public_id) is offer
 
 
 def test_contact_details_wait_for_an_accepted_match_even_on_open_listings(session) -> None:
