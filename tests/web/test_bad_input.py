@@ -74,9 +74,9 @@ def test_junk_in_the_exchange_and_decision_forms(client, session) -> None:
     session.commit()
     sign_in(client, users[1])
     for junk in JUNK:
-        for path, data in ((f"/matches/{match.id}/exchanges", {"quantity": junk, "unit": junk, "date": junk}),
-                           (f"/matches/{match.id}/decision", {"decision": junk}),
-                           (f"/listings/{need.id}/status", {"action": junk}),
+        for path, data in ((f"/matches/{match.public_id}/exchanges", {"quantity": junk, "unit": junk, "date": junk}),
+                           (f"/matches/{match.public_id}/decision", {"decision": junk}),
+                           (f"/listings/{need.public_id}/status", {"action": junk}),
                            ("/notifications/read", {"id": junk, "go": junk})):
-            response = post(client, path, data, form_url=f"/matches/{match.id}")
+            response = post(client, path, data, form_url=f"/matches/{match.public_id}")
             assert response.status_code in OK, (path, junk, response.status_code)

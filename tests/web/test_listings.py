@@ -72,7 +72,7 @@ def test_a_hazardous_code_shows_what_it_implies(client, session) -> None:
     html = text(client.get(response.headers["Location"]))
     assert "Trackdéchets" in html and "bordereau de suivi des déchets dangereux" in html
     assert "transporteur autorisé" in html
-    form = text(client.get(f"/listings/{listing.id}/edit"))
+    form = text(client.get(f"/listings/{listing.public_id}/edit"))
     assert 'id="hazard-notice"' in form and 'id="hazard-notice" role="note" hidden' not in form
 
 
@@ -90,13 +90,13 @@ def test_the_owner_edits_pauses_and_closes_a_listing(client, session) -> None:
     session.commit()
     sign_in(client, user)
     form = _form(title="Palettes cassées 80x120", unit="unit", quantity="40", low_code="15 01 03")
-    assert post(client, f"/listings/{listing.id}/edit", form).status_code == 302
+    assert post(client, f"/listings/{listing.public_id}/edit", form).status_code == 302
     session.refresh(listing)
     assert listing.title == "Palettes cassées 80x120"
-    post(client, f"/listings/{listing.id}/status", {"action": "pause"}, form_url=f"/listings/{listing.id}")
+    post(client, f"/listings/{listing.public_id}/status", {"action": "pause"}, form_url=f"/listings/{listing.public_id}")
     session.refresh(listing)
     assert listing.status is ListingStatus.paused
-    post(client, f"/listings/{listing.id}/status", {"action": "close"}, form_url=f"/listings/{listing.id}")
+    post(client, f"/listings/{listing.public_id}/status", {"action": "close"}, form_url=f"/listings/{listing.public_id}")
     session.refresh(listing)
     assert listing.status is ListingStatus.closed
     assert "Palettes cassées 80x120" in text(client.get("/listings"))
@@ -108,17 +108,17 @@ def test_another_firm_gets_404_for_every_change(client, session) -> None:
     _other, intruder = _member(session)
     session.commit()
     sign_in(client, intruder)
-    assert client.get(f"/listings/{listing.id}/edit").status_code == 404
+    assert client.get(f"/listings/{listing.public_id}/edit").status_code == 404
     token_page = "/listings/new"
-    assert post(client, f"/listings/{listing.id}/edit", _form(title="Piraté"), form_url=token_page).status_code == 404
-    assert post(client, f"/listings/{listing.id}/status", {"action": "close"},
+    assert post(client, f"/listings/{listing.public_id}/edit", _form(title="Piraté"), form_url=token_page).status_code == 404
+    assert post(client, f"/listings/{listing.public_id}/status", {"action": "close"},
                 form_url=token_page).status_code == 404
     session.refresh(listing)
     assert listing.title == "Sciure de chêne" and listing.status is ListingStatus.published
     # A draft of another firm does not exist for this viewer either.
     listing.status = ListingStatus.draft
     session.commit()
-    assert client.get(f"/listings/{listing.id}").status_code == 404
+    assert client.get(f"/listings/{listing.public_id}").status_code == 404
     assert client.get("/listings/999999").status_code == 404
 
 
@@ -130,7 +130,7 @@ def test_an_anonymous_listing_hides_firm_site_and_price_on_every_page(client, se
     _buyer, user = _member(session)
     session.commit()
     sign_in(client, user)
-    pages = [client.get(f"/listings/{listing.id}"), client.get("/"),
+    pages = [client.get(f"/listings/{listing.public_id}"), client.get("/"),
              client.get("/search?q=lactosérum&kind=offer&radius_km=200")]
     for response in pages:
         html = text(response)

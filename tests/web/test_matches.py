@@ -60,31 +60,31 @@ def test_the_inbox_explains_the_match_in_plain_french(client, session) -> None:
     html = text(client.get("/matches"))
     assert "Chutes de chambres à air" in html
     assert " km" in html and ("même" in html or "mots communs" in html or "filière" in html)
-    assert f"/matches/{match.id}" in html
-    detail = text(client.get(f"/matches/{match.id}"))
+    assert f"/matches/{match.public_id}" in html
+    detail = text(client.get(f"/matches/{match.public_id}"))
     assert "Pourquoi cette mise en relation" in detail and "Je suis intéressé" in detail
 
 
 def test_interest_then_acceptance_by_both_reveals_each_others_contact(client, app, session) -> None:
     _offer, _need, match, users = _bike_shop_and_pallet_maker(session, anonymous=True)
     sign_in(client, users["maker"])
-    before = text(client.get(f"/matches/{match.id}"))
+    before = text(client.get(f"/matches/{match.public_id}"))
     assert "Cycles du Mont" not in before and "02 43 85 42 82" not in before and "11 Grande Rue" not in before
-    assert post(client, f"/matches/{match.id}/decision", {"decision": "interested"},
-                form_url=f"/matches/{match.id}").status_code == 302
+    assert post(client, f"/matches/{match.public_id}/decision", {"decision": "interested"},
+                form_url=f"/matches/{match.public_id}").status_code == 302
     session.refresh(match)
     assert match.status is MatchStatus.interested
 
     seller = app.test_client()
     sign_in(seller, users["shop"])
-    page = text(seller.get(f"/matches/{match.id}"))
+    page = text(seller.get(f"/matches/{match.public_id}"))
     assert "intéressé" in page
-    post(seller, f"/matches/{match.id}/decision", {"decision": "accepted"}, form_url=f"/matches/{match.id}")
-    post(client, f"/matches/{match.id}/decision", {"decision": "accepted"}, form_url=f"/matches/{match.id}")
+    post(seller, f"/matches/{match.public_id}/decision", {"decision": "accepted"}, form_url=f"/matches/{match.public_id}")
+    post(client, f"/matches/{match.public_id}/decision", {"decision": "accepted"}, form_url=f"/matches/{match.public_id}")
     session.refresh(match)
     assert match.status is MatchStatus.accepted
-    buyer_view = text(client.get(f"/matches/{match.id}"))
-    seller_view = text(seller.get(f"/matches/{match.id}"))
+    buyer_view = text(client.get(f"/matches/{match.public_id}"))
+    seller_view = text(seller.get(f"/matches/{match.public_id}"))
     assert "Cycles du Mont" in buyer_view and "02 43 85 42 82" in buyer_view and "cycles@example.fr" in buyer_view
     assert "Palettes du Pail" in seller_view and "palettes@example.fr" in seller_view
 
@@ -97,13 +97,13 @@ def test_recording_an_exchange_checks_its_fields(client, app, session) -> None:
     decisions.accept(session, match, users["maker"])
     session.commit()
     sign_in(client, users["maker"])
-    bad = post(client, f"/matches/{match.id}/exchanges", {"quantity": "-2", "unit": "kg", "date": "2099-01-01"},
-               form_url=f"/matches/{match.id}")
+    bad = post(client, f"/matches/{match.public_id}/exchanges", {"quantity": "-2", "unit": "kg", "date": "2099-01-01"},
+               form_url=f"/matches/{match.public_id}")
     html = text(bad)
     assert bad.status_code == 422 and 'id="e-quantity"' in html and 'id="e-date"' in html and 'value="-2"' in html
     assert session.scalar(select(Exchange.id).where(Exchange.match_id == match.id)) is None
-    good = post(client, f"/matches/{match.id}/exchanges", {"quantity": "14,5", "unit": "kg", "date": "2026-10-02"},
-                form_url=f"/matches/{match.id}")
+    good = post(client, f"/matches/{match.public_id}/exchanges", {"quantity": "14,5", "unit": "kg", "date": "2026-10-02"},
+                form_url=f"/matches/{match.public_id}")
     assert good.status_code == 302
     exchange = session.scalars(select(Exchange).where(Exchange.match_id == match.id)).one()
     assert exchange.quantity == 14.5
@@ -114,8 +114,8 @@ def test_a_match_of_other_firms_is_404(client, session) -> None:
     outsider = make_user(session, make_firm(session))
     session.commit()
     sign_in(client, outsider)
-    assert client.get(f"/matches/{match.id}").status_code == 404
-    assert post(client, f"/matches/{match.id}/decision", {"decision": "accepted"},
+    assert client.get(f"/matches/{match.public_id}").status_code == 404
+    assert post(client, f"/matches/{match.public_id}/decision", {"decision": "accepted"},
                 form_url="/matches").status_code == 404
     session.refresh(match)
     assert match.status is MatchStatus.proposed
@@ -141,8 +141,8 @@ def test_notifications_list_with_unread_count_in_the_header(client, session) -> 
 def test_a_declined_match_cannot_be_accepted_and_says_so(client, session) -> None:
     _offer, _need, match, users = _bike_shop_and_pallet_maker(session)
     sign_in(client, users["maker"])
-    post(client, f"/matches/{match.id}/decision", {"decision": "declined"}, form_url=f"/matches/{match.id}")
-    response = post(client, f"/matches/{match.id}/decision", {"decision": "accepted"}, form_url="/matches")
+    post(client, f"/matches/{match.public_id}/decision", {"decision": "declined"}, form_url=f"/matches/{match.public_id}")
+    response = post(client, f"/matches/{match.public_id}/decision", {"decision": "accepted"}, form_url="/matches")
     assert response.status_code == 302
     assert "plus ouverte" in text(client.get(response.headers["Location"]))
     session.refresh(match)
@@ -152,11 +152,11 @@ def test_a_declined_match_cannot_be_accepted_and_says_so(client, session) -> Non
 def test_declining_takes_one_click_that_says_why(client, session) -> None:
     _offer, _need, match, users = _bike_shop_and_pallet_maker(session)
     sign_in(client, users["maker"])
-    page = text(client.get(f"/matches/{match.id}"))
+    page = text(client.get(f"/matches/{match.public_id}"))
     for label in ("Pas la bonne matière", "Trop loin", "Quantité trop faible", "Qualité inadaptée", "Autre raison"):
         assert label in page
-    post(client, f"/matches/{match.id}/decision", {"decision": "declined", "reason": "too_small"},
-         form_url=f"/matches/{match.id}")
+    post(client, f"/matches/{match.public_id}/decision", {"decision": "declined", "reason": "too_small"},
+         form_url=f"/matches/{match.public_id}")
     session.refresh(match)
     assert match.status is MatchStatus.declined and match.need_decline_reason == "too_small"
 
@@ -194,15 +194,15 @@ def test_matches_under_the_threshold_stay_out_of_the_pages_until_acted_on(client
     sign_in(client, users["maker"])
 
     inbox = text(client.get("/matches"))
-    assert f"/matches/{strong.id}" in inbox and f"/matches/{weak.id}" not in inbox
+    assert f"/matches/{strong.public_id}" in inbox and f"/matches/{weak.public_id}" not in inbox
     assert "1 piste trop incertaine" in inbox
     # Asking for it changes nothing: below the threshold nothing is shown.
-    assert f"/matches/{weak.id}" not in text(client.get("/matches?weak=1"))
+    assert f"/matches/{weak.public_id}" not in text(client.get("/matches?weak=1"))
     assert "Piste faible" not in inbox and any(label in inbox for label in ("Bonne piste", "Très bonne piste"))
-    assert f"/matches/{weak.id}" not in text(client.get("/my"))
-    assert f"/matches/{weak.id}" not in text(client.get(f"/listings/{need.id}"))
+    assert f"/matches/{weak.public_id}" not in text(client.get("/my"))
+    assert f"/matches/{weak.public_id}" not in text(client.get(f"/listings/{need.public_id}"))
     # Reachable all the same, and once a firm has acted on it, it is shown.
-    assert client.get(f"/matches/{weak.id}").status_code == 200
-    post(client, f"/matches/{weak.id}/decision", {"decision": "interested"}, form_url=f"/matches/{weak.id}")
+    assert client.get(f"/matches/{weak.public_id}").status_code == 200
+    post(client, f"/matches/{weak.public_id}/decision", {"decision": "interested"}, form_url=f"/matches/{weak.public_id}")
     inbox = text(client.get("/matches"))
-    assert f"/matches/{weak.id}" in inbox and "piste trop incertaine" not in inbox
+    assert f"/matches/{weak.public_id}" in inbox and "piste trop incertaine" not in inbox
