@@ -89,6 +89,7 @@ class Territory:
     """Ids of the objects each ownership case names, and the credentials of every role."""
 
     ids: dict[str, int] = field(default_factory=dict)
+    public_ids: dict[str, str] = field(default_factory=dict)  # listings' and matches', as URLs name them
     emails: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -145,6 +146,8 @@ def build(app: Any) -> Territory:
             "listing A": listing_a.id, "listing B": listing_b.id, "match A": match_a.id, "match B": match_b.id,
             "site A": site_a.id, "site B": site_b.id, "firm A": firm_a.id, "firm B": firm_b.id,
         }
+        world.public_ids = {"listing A": listing_a.public_id, "listing B": listing_b.public_id,
+                            "match A": match_a.public_id, "match B": match_b.public_id}
         for role, user in people.items():
             world.emails[role] = user.email
             secret, _row = accounts.start_session(session, user)

@@ -60,14 +60,14 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
 
 # --- how each route is exercised -----------------------------------------------------------------
 
-ID_PARAM = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
+ID_PARAM = re.compile(r"<(?:([a-z_]+)(?:\([^)]*\))?:)?([a-z_]+)>")
 
 
 def path_for(rule: str, case: str, world: Territory) -> str:
     """The rule with its parameters filled in for this case's object."""
 
     def value(match: re.Match[str]) -> str:
-        name = match.group(1)
+        converter, name = match.group(1), match.group(2)
         if name == "filename":
             return "staff.css" if rule.startswith("/staff/") else "app.css"
         if name == "fmt":
@@ -77,6 +77,8 @@ def path_for(rule: str, case: str, world: Territory) -> str:
                 return "forged-" + "x" * 30
             return world.reset_token if rule.startswith("/password/") else world.unsubscribe_token
         kind = name.removesuffix("_id")
+        if converter == "public_id":  # the firms' pages and the API: by public id; CCMA pages: by number
+            return world.public_ids[f"{kind} {case}"]
         return str(world.ids[f"{kind} {case}"])
 
     return ID_PARAM.sub(value, rule)
@@ -104,11 +106,11 @@ def web_form(rule: str, world: Territory) -> dict[str, Any]:
         "/firm/sites/<int:site_id>": {"name": "Hangar", "address": "1 rue Y", "postal_code": "53700",
                                       "commune": "Villaines-la-Juhel"},
         "/firm/sites/new": {"name": "Atelier", "address": "", "postal_code": "", "commune": "53271"},
-        "/listings/<int:listing_id>/edit": LISTING_FORM,
-        "/listings/<int:listing_id>/status": {"action": "pause"},
+        "/listings/<public_id:listing_id>/edit": LISTING_FORM,
+        "/listings/<public_id:listing_id>/status": {"action": "pause"},
         "/listings/new": LISTING_FORM,
-        "/matches/<int:match_id>/decision": {"decision": "accepted"},
-        "/matches/<int:match_id>/exchanges": {"quantity": "1", "unit": "t", "date": today},
+        "/matches/<public_id:match_id>/decision": {"decision": "accepted"},
+        "/matches/<public_id:match_id>/exchanges": {"quantity": "1", "unit": "t", "date": today},
         "/notifications/read": {},
         "/password/forgot": {"email": world.emails["member_a"]},
         "/password/reset/<token>": {"password": "another long secret", "password_confirm": "another long secret"},
@@ -135,8 +137,8 @@ def api_body(rule: str, world: Territory) -> dict[str, Any] | None:
         "/api/v1/classify": {"text": "chutes de chambres à air"},
         "/api/v1/listings": {"kind": "offer", "title": "Palettes cassées", "quantity": 3, "unit": "t",
                              "frequency": "monthly"},
-        "/api/v1/listings/<int(max=2147483647):listing_id>": {"title": "Titre corrigé"},
-        "/api/v1/matches/<int(max=2147483647):match_id>/exchanges": {"quantity": 1, "unit": "t",
+        "/api/v1/listings/<public_id:listing_id>": {"title": "Titre corrigé"},
+        "/api/v1/matches/<public_id:match_id>/exchanges": {"quantity": 1, "unit": "t",
                                                                       "date": date.today().isoformat()},
     }
     return bodies.get(rule)

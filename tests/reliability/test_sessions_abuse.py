@@ -539,7 +539,7 @@ def test_staff_reading_an_anonymous_listing_in_full_through_the_api_or_a_page_is
     listing_id = world.ids["listing A"]
     for role in ("facilitator", "admin"):
         client, bearer = browser(app, world, role), {"Authorization": f"Bearer {world.tokens[role]}"}
-        body = client.get(f"/api/v1/listings/{listing_id}", headers=bearer).get_json()
+        body = client.get(f"/api/v1/listings/{world.public_ids['listing A']}", headers=bearer).get_json()
         assert body["firm"]["name"] == "Fonderie Alpha"  # they introduce firms: they see who it is
         assert client.get("/api/v1/search?q=chambres", headers=bearer).status_code == 200
         assert "Fonderie Alpha" in client.get("/").get_data(as_text=True)
@@ -548,7 +548,7 @@ def test_staff_reading_an_anonymous_listing_in_full_through_the_api_or_a_page_is
     # Analysts and firms see what a third firm sees: nothing disclosed, nothing to audit.
     for role in ("analyst", "member_b"):
         client, bearer = browser(app, world, role), {"Authorization": f"Bearer {world.tokens[role]}"}
-        assert client.get(f"/api/v1/listings/{listing_id}", headers=bearer).get_json()["firm"] is None
+        assert client.get(f"/api/v1/listings/{world.public_ids['listing A']}", headers=bearer).get_json()["firm"] is None
         assert "Fonderie Alpha" not in client.get("/").get_data(as_text=True)
     assert len(audit_rows(app, "listings.disclosed")) == 6
 

@@ -14,13 +14,15 @@ decisions — and receives its e-mails (embedded mailbox) and webhook calls, the
 directly as a worker would. A CCMA analyst and a visitor not signed in, who see what any third
 firm sees, make their requests too. Every answer, e-mail and webhook body must be byte-identical
 in both worlds once the volatile parts (form tokens, timestamps) are normalised. Ids need no
-normalising: both worlds create the same rows in the same order.
+normalising: both worlds create the same rows in the same order, and draw their random public ids
+from the same seeded generator.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from matchmaking import migrate
+from matchmaking import migrate, models
 from matchmaking.extensions import db
 from matchmaking.models import (
     Listing,
@@ -210,8 +212,8 @@ def build(app: Any, secret: dict[str, Any]) -> dict[str, Any]:
         introduced = pair(session, sawdust, bedding_c)
         facilitation.introduce(session, introduced, facilitator, "Bonjour, je vous mets en relation.")
         session.commit()
-        ids["deal"], ids["introduced"] = deal.id, introduced.id
-        ids["c_tubes"] = pair(session, tubes, rubber_c).id
+        ids["deal"], ids["introduced"] = deal.public_id, introduced.public_id
+        ids["c_tubes"], ids["tubes_public"] = pair(session, tubes, rubber_c).public_id, tubes.public_id
         member_c = session.get(User, ids["member_c"])
         ids["cookie"], _row = accounts.start_session(session, member_c)
         ids["token"] = tokens.issue(session, member_c, "two worlds")
@@ -228,8 +230,8 @@ def third_firm_requests(app: Any, ids: dict[str, Any], record: Recording, webhoo
     client.set_cookie(app.config["LOGIN_COOKIE_NAME"], ids["cookie"])
     bearer = {"Authorization": f"Bearer {ids['token']}"}
     with app.app_context():
-        listing_ids = list(db.session.scalars(select(Listing.id).order_by(Listing.id)))
-        match_ids = list(db.session.scalars(select(Match.id).order_by(Match.id)))
+        listing_ids = list(db.session.scalars(select(Listing.public_id).order_by(Listing.id)))
+        matches = list(db.session.execute(select(Match.public_id, Match.id).order_by(Match.id)).tuples())
         db.session.rollback()
 
     def get(path: str, **kwargs: Any) -> None:
@@ -250,9 +252,9 @@ def third_firm_requests(app: Any, ids: dict[str, Any], record: Recording, webhoo
             get(f"/listings/{listing_id}/edit")
             get(f"/api/v1/listings/{listing_id}", headers=bearer)
             get(f"/api/v1/listings/{listing_id}/matches", headers=bearer)
-        for match_id in match_ids:
+        for match_id, number in matches:
             get(f"/matches/{match_id}")
-            get(f"/staff/matches/{match_id}")
+            get(f"/staff/matches/{number}")  # CCMA pages go by the internal number
             get(f"/api/v1/matches/{match_id}", headers=bearer)
             get(f"/api/v1/matches/{match_id}/exchanges", headers=bearer)
         for query in ("", "?kind=offer", "?family=rubber", "?mine=1", "?page=2&per_page=2"):
@@ -321,7 +323,7 @@ def third_firm_requests(app: Any, ids: dict[str, Any], record: Recording, webhoo
     # Sanity: the worlds do differ, for those allowed to see it (A itself sees its name and price).
     owner = app.test_client()
     owner.set_cookie(app.config["LOGIN_COOKIE_NAME"], ids["cookie_a"])
-    record.owner_view = owner.get(f"/listings/{ids['tubes']}").get_data(as_text=True)
+    record.owner_view = owner.get(f"/listings/{ids['tubes_public']}").get_data(as_text=True)
 
 
 def run_world(secret: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Recording:
@@ -333,6 +335,7 @@ def run_world(secret: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Record
         return 200
 
     monkeypatch.setattr(delivery, "post_webhook", post_webhook)
+    monkeypatch.setattr(models, "secrets", random.Random(2026))  # the same public ids in both worlds
     with fresh_database() as url:
         app = make_app(url, WEBHOOK_ALLOW_PRIVATE=True)
         try:
