@@ -231,7 +231,7 @@ def third_firm_requests(app: Any, ids: dict[str, Any], record: Recording, webhoo
     bearer = {"Authorization": f"Bearer {ids['token']}"}
     with app.app_context():
         listing_ids = list(db.session.scalars(select(Listing.public_id).order_by(Listing.id)))
-        matches = list(db.session.execute(select(Match.public_id, Match.id).order_by(Match.id)).tuples())
+        matches = [(row[0], row[1]) for row in db.session.execute(select(Match.public_id, Match.id).order_by(Match.id))]
         db.session.rollback()
 
     def get(path: str, **kwargs: Any) -> None:
