@@ -548,7 +548,8 @@ def test_staff_reading_an_anonymous_listing_in_full_through_the_api_or_a_page_is
     # Analysts and firms see what a third firm sees: nothing disclosed, nothing to audit.
     for role in ("analyst", "member_b"):
         client, bearer = browser(app, world, role), {"Authorization": f"Bearer {world.tokens[role]}"}
-        assert client.get(f"/api/v1/listings/{world.public_ids['listing A']}", headers=bearer).get_json()["firm"] is None
+        url = f"/api/v1/listings/{world.public_ids['listing A']}"
+        assert client.get(url, headers=bearer).get_json()["firm"] is None
         assert "Fonderie Alpha" not in client.get("/").get_data(as_text=True)
     assert len(audit_rows(app, "listings.disclosed")) == 6
 

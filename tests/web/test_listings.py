@@ -93,10 +93,12 @@ def test_the_owner_edits_pauses_and_closes_a_listing(client, session) -> None:
     assert post(client, f"/listings/{listing.public_id}/edit", form).status_code == 302
     session.refresh(listing)
     assert listing.title == "Palettes cassées 80x120"
-    post(client, f"/listings/{listing.public_id}/status", {"action": "pause"}, form_url=f"/listings/{listing.public_id}")
+    post(client, f"/listings/{listing.public_id}/status", {"action": "pause"},
+         form_url=f"/listings/{listing.public_id}")
     session.refresh(listing)
     assert listing.status is ListingStatus.paused
-    post(client, f"/listings/{listing.public_id}/status", {"action": "close"}, form_url=f"/listings/{listing.public_id}")
+    post(client, f"/listings/{listing.public_id}/status", {"action": "close"},
+         form_url=f"/listings/{listing.public_id}")
     session.refresh(listing)
     assert listing.status is ListingStatus.closed
     assert "Palettes cassées 80x120" in text(client.get("/listings"))
@@ -110,7 +112,8 @@ def test_another_firm_gets_404_for_every_change(client, session) -> None:
     sign_in(client, intruder)
     assert client.get(f"/listings/{listing.public_id}/edit").status_code == 404
     token_page = "/listings/new"
-    assert post(client, f"/listings/{listing.public_id}/edit", _form(title="Piraté"), form_url=token_page).status_code == 404
+    assert post(client, f"/listings/{listing.public_id}/edit", _form(title="Piraté"),
+                form_url=token_page).status_code == 404
     assert post(client, f"/listings/{listing.public_id}/status", {"action": "close"},
                 form_url=token_page).status_code == 404
     session.refresh(listing)

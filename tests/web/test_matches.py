@@ -79,8 +79,10 @@ def test_interest_then_acceptance_by_both_reveals_each_others_contact(client, ap
     sign_in(seller, users["shop"])
     page = text(seller.get(f"/matches/{match.public_id}"))
     assert "intéressé" in page
-    post(seller, f"/matches/{match.public_id}/decision", {"decision": "accepted"}, form_url=f"/matches/{match.public_id}")
-    post(client, f"/matches/{match.public_id}/decision", {"decision": "accepted"}, form_url=f"/matches/{match.public_id}")
+    post(seller, f"/matches/{match.public_id}/decision", {"decision": "accepted"},
+         form_url=f"/matches/{match.public_id}")
+    post(client, f"/matches/{match.public_id}/decision", {"decision": "accepted"},
+         form_url=f"/matches/{match.public_id}")
     session.refresh(match)
     assert match.status is MatchStatus.accepted
     buyer_view = text(client.get(f"/matches/{match.public_id}"))
@@ -102,7 +104,8 @@ def test_recording_an_exchange_checks_its_fields(client, app, session) -> None:
     html = text(bad)
     assert bad.status_code == 422 and 'id="e-quantity"' in html and 'id="e-date"' in html and 'value="-2"' in html
     assert session.scalar(select(Exchange.id).where(Exchange.match_id == match.id)) is None
-    good = post(client, f"/matches/{match.public_id}/exchanges", {"quantity": "14,5", "unit": "kg", "date": "2026-10-02"},
+    good = post(client, f"/matches/{match.public_id}/exchanges",
+                {"quantity": "14,5", "unit": "kg", "date": "2026-10-02"},
                 form_url=f"/matches/{match.public_id}")
     assert good.status_code == 302
     exchange = session.scalars(select(Exchange).where(Exchange.match_id == match.id)).one()
@@ -141,7 +144,8 @@ def test_notifications_list_with_unread_count_in_the_header(client, session) -> 
 def test_a_declined_match_cannot_be_accepted_and_says_so(client, session) -> None:
     _offer, _need, match, users = _bike_shop_and_pallet_maker(session)
     sign_in(client, users["maker"])
-    post(client, f"/matches/{match.public_id}/decision", {"decision": "declined"}, form_url=f"/matches/{match.public_id}")
+    post(client, f"/matches/{match.public_id}/decision", {"decision": "declined"},
+         form_url=f"/matches/{match.public_id}")
     response = post(client, f"/matches/{match.public_id}/decision", {"decision": "accepted"}, form_url="/matches")
     assert response.status_code == 302
     assert "plus ouverte" in text(client.get(response.headers["Location"]))
@@ -203,6 +207,7 @@ def test_matches_under_the_threshold_stay_out_of_the_pages_until_acted_on(client
     assert f"/matches/{weak.public_id}" not in text(client.get(f"/listings/{need.public_id}"))
     # Reachable all the same, and once a firm has acted on it, it is shown.
     assert client.get(f"/matches/{weak.public_id}").status_code == 200
-    post(client, f"/matches/{weak.public_id}/decision", {"decision": "interested"}, form_url=f"/matches/{weak.public_id}")
+    post(client, f"/matches/{weak.public_id}/decision", {"decision": "interested"},
+         form_url=f"/matches/{weak.public_id}")
     inbox = text(client.get("/matches"))
     assert f"/matches/{weak.public_id}" in inbox and "piste trop incertaine" not in inbox

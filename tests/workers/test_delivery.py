@@ -49,7 +49,7 @@ def test_notification_email_in_the_recipients_language(wsession: Any, firms: Any
     assert en["Subject"].startswith("New match")
     text = fr.get_body(("plain",)).get_content()
     html = fr.get_body(("html",)).get_content()
-    assert f"https://mm.example.fr/matches/{notice.match_id}" in text and "<a href" in html
+    assert f"https://mm.example.fr/matches/{notice.match.public_id}" in text and "<a href" in html
     assert "80 %" in text and "Scierie" not in text + html  # the other firm is never named
 
 
@@ -151,8 +151,8 @@ def test_webhook_body_describes_the_match_from_the_firms_side(wsession: Any, fir
     notice = next(n for n in made if n.user_id == firms["buyer_user"].id)
     body = json.loads(json.dumps(delivery.webhook_body(notice, _settings())))
     assert body["type"] == "match.found"
-    assert body["data"]["match_id"] == notice.match_id and body["data"]["listing_title"] == "Sciure de hêtre"
-    assert body["data"]["url"].endswith(f"/matches/{notice.match_id}")
+    assert body["data"]["match_id"] == notice.match.public_id and body["data"]["listing_title"] == "Sciure de hêtre"
+    assert body["data"]["url"].endswith(f"/matches/{notice.match.public_id}")
     assert wsession.get(Match, notice.match_id) is not None
 
 
