@@ -72,13 +72,13 @@ def _hits(q: str, kind: str | None, family: str | None, lat: float, lon: float, 
                             k=MAX_RESULTS, exclude_firm_id=firm_id)
     listing_ids = [hit.listing.id for hit in found]
     # The matches my firm already has with these listings: the way to act on a result.
-    paired: dict[int, int] = {}
+    paired: dict[int, str] = {}  # listing → the match's public id
     if listing_ids:
         # My firm's matches (its listings' indexes first), then those with a listing found; the
         # results are other firms' listings, so the found side is the other one.
         found_ids = set(listing_ids)
         for match_id, offer_id, need_id in db.session.execute(
-            select(Match.id, Match.offer_id, Match.need_id)
+            select(Match.public_id, Match.offer_id, Match.need_id)
             .where(Match.id.in_(queries.firm_match_ids(firm_id)),
                    Match.offer_id.in_(listing_ids) | Match.need_id.in_(listing_ids))
             .order_by(Match.id)
