@@ -185,7 +185,7 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
         page.locator("#f-radius_km").fill("40")
         _shoot(page, "listing-form-375")
         page.get_by_role("button", name="Publier").click()
-        page.wait_for_url(re.compile(r".*/listings/\d+$"))
+        page.wait_for_url(re.compile(r".*/listings/[a-z2-9]{16}$"))
         assert "Caoutchouc de chambres à air" in page.content()
 
         # The worker matches the new need (same handlers as the Celery worker).
@@ -195,7 +195,7 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
             offer = db.session.scalar(select(Listing).where(Listing.title == "Chutes de chambres à air"))
             match = db.session.scalar(select(Match).where(Match.need_id == need.id, Match.offer_id == offer.id))
             assert match is not None, "the engine should pair the need with the bike shop's inner tubes"
-            match_id, need_id = match.id, need.id
+            match_id, need_id, match_number = match.public_id, need.public_id, match.id
 
         # Search: the inner tubes are in the list and on the map (markers even without tiles).
         page.get_by_role("link", name="Rechercher").first.click()
@@ -245,7 +245,7 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
         assert "Patins du Maine" in seller_contact and BUYER_EMAIL in seller_contact
         _shoot(seller, "match-accepted-desktop")
         with app.app_context():
-            assert db.session.get(Match, match_id).status is MatchStatus.accepted
+            assert db.session.get(Match, match_number).status is MatchStatus.accepted
 
         # Keyboard: the first Tab reaches the skip link, which is visible when focused.
         page.goto(base + "/")

@@ -20,7 +20,7 @@ from locust import HttpUser, between, events, task
 
 WORLD = json.loads(Path(os.environ.get("ACCOUNTS", "test-output/load/accounts.json")).read_text())
 ACCOUNTS = itertools.cycle(WORLD["accounts"])
-FIRST_ID, LAST_ID = WORLD["listing_ids"]
+LISTING_IDS = WORLD["listing_ids"]  # public ids
 COMMUNES = WORLD["communes"]
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 QUERIES = ("sciure", "palettes", "chambres à air", "drêches", "ferraille", "big bags", "huile usagée", "verre",
@@ -82,7 +82,7 @@ class Firm(HttpUser):
 
     @task(6)
     def listing_page(self) -> None:
-        self.client.get(f"/listings/{random.randint(FIRST_ID, LAST_ID)}", name="page /listings/[id]")
+        self.client.get(f"/listings/{random.choice(LISTING_IDS)}", name="page /listings/[id]")
 
     @task(3)
     def my_listings(self) -> None:
@@ -110,7 +110,7 @@ class Firm(HttpUser):
 
     @task(3)
     def listing_api(self) -> None:
-        with self.client.get(f"/api/v1/listings/{random.randint(FIRST_ID, LAST_ID)}", name="api GET /listings/[id]",
+        with self.client.get(f"/api/v1/listings/{random.choice(LISTING_IDS)}", name="api GET /listings/[id]",
                              headers=self.api, catch_response=True) as response:
             if response.status_code == 404:  # closed by its firm meanwhile: an answer, not an error
                 response.success()

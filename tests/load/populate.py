@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 from matchmaking.app import create_app
 from matchmaking.extensions import db
@@ -156,8 +156,8 @@ def populate(n_listings: int, n_firms: int, n_accounts: int, seed: int) -> dict[
         # map that lets a count be answered from an index (VACUUM runs outside a transaction).
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
-    first, last = session.execute(select(func.min(Listing.id), func.max(Listing.id))).one()
-    return {"accounts": accounts, "listing_ids": [first, last],
+    public_ids = list(session.scalars(select(Listing.public_id).order_by(Listing.id)))
+    return {"accounts": accounts, "listing_ids": public_ids,
             "communes": sample}
 
 
