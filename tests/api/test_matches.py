@@ -39,6 +39,10 @@ def test_a_listings_matches_are_ranked_and_hide_what_the_other_firm_hides(
                                     "phrase_fr": "Même matière"}
     assert first["offer"]["identity_hidden"] is True and first["offer"]["firm"] is None
     assert "Forges-Secret" not in r.data.decode()
+    # The match was made with the anonymous offer: the buyer is told its day, not its instant.
+    assert first["created_at"] == match.created_at.date().isoformat()
+    assert first["offer"]["created_at"] == offer.created_at.date().isoformat()
+    assert "T" in first["need"]["created_at"]  # its own listing: to the instant
     own = api.get(f"/api/v1/listings/{offer.public_id}/matches", headers=seller.headers).get_json()
     assert own[0]["need"]["firm"]["name"] == buyer.firm.name and own[0]["distance_km"] == 12.3
 

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from matchmaking.models import Commune, ListingStatus, Match, MatchStatus
@@ -102,3 +104,32 @@ def test_contact_details_wait_for_an_accepted_match_even_on_open_listings(sessio
     session.flush()
     view = visibility.audience(session, users["buyer"]).view(offer)
     assert view.firm is not None and view.firm.contact_email == "atelier@example.fr"
+
+
+def test_another_firm_sees_an_anonymous_listings_times_to_the_day_its_owner_and_staff_to_the_instant(
+        session) -> None:
+    offer, need, users = _pair(session)
+    session.flush()
+    instant = offer.created_at
+    for user in (users["third"], users["buyer"], make_user(session, role="analyst"), None):
+        view = visibility.audience(session, user).view(offer)
+        assert view.created_at == instant.astimezone(UTC).date() and not isinstance(view.created_at, datetime)
+        assert not isinstance(view.updated_at, datetime) and not isinstance(view.published_at, datetime)
+    for user in (users["seller"], make_user(session, role="facilitator"), make_user(session, role="admin")):
+        assert visibility.audience(session, user).view(offer).created_at == instant
+    # A named listing's times are its own firm's to show; a revealed partner sees the instant too.
+    assert visibility.audience(session, users["third"]).view(need).created_at == need.created_at
+    match = Match(offer=offer, need=need, score=0.8, distance_km=4.2, status=MatchStatus.accepted)
+    session.add(match)
+    session.flush()
+    assert visibility.audience(session, users["buyer"]).view(offer).created_at == instant
+
+
+def test_a_listing_is_known_by_its_public_id_and_an_integer_id_finds_nothing(session) -> None:
+    offer, _, users = _pair(session)
+    session.flush()
+    view = visibility.audience(session, users["third"]).view(offer)
+    assert view.id == offer.public_id and len(view.id) == 16 and not view.id.isdigit()
+    assert visibility.visible_listing(session, users["third"], offer.public_id) is offer
+    with pytest.raises(NotFound):
+        visibility.visible_listing(session, users["third"], str(offer.id))
