@@ -30,26 +30,29 @@ def _new_id() -> str:
 
 
 def upgrade() -> None:
+    # No table is rebuilt: on SQLite, rebuilding `listing` (a batch ALTER) drops the old table, and
+    # with foreign keys on, that deletes every match, notification and exchange hanging from it. The
+    # column is added NOT NULL with an empty default (SQLite accepts that in a plain ADD COLUMN),
+    # filled, then indexed as unique; PostgreSQL then drops the default.
     conn = op.get_bind()
     for table in _TABLES:
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column("public_id", sa.String(length=_LENGTH), nullable=True))
+        op.add_column(table, sa.Column("public_id", sa.String(length=_LENGTH), nullable=False, server_default=""))
         rows = sa.table(table, sa.column("id", sa.Integer), sa.column("public_id", sa.String))
-        ids = [row[0] for row in conn.execute(sa.select(rows.c.id))]
         taken: set[str] = set()
-        for row_id in ids:
+        for (row_id,) in conn.execute(sa.select(rows.c.id)).all():
             value = _new_id()
             while value in taken:
                 value = _new_id()
             taken.add(value)
             conn.execute(rows.update().where(rows.c.id == row_id).values(public_id=value))
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.alter_column("public_id", existing_type=sa.String(length=_LENGTH), nullable=False)
-            batch_op.create_index(batch_op.f(f"ix_{table}_public_id"), ["public_id"], unique=True)
+        if conn.dialect.name != "sqlite":
+            op.alter_column(table, "public_id", server_default=None, existing_type=sa.String(length=_LENGTH),
+                            existing_nullable=False)
+        op.create_index(op.f(f"ix_{table}_public_id"), table, ["public_id"], unique=True)
 
 
 def downgrade() -> None:
+    # A plain DROP COLUMN (SQLite 3.35 and later), for the same reason: no table is rebuilt.
     for table in reversed(_TABLES):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_index(batch_op.f(f"ix_{table}_public_id"))
-            batch_op.drop_column("public_id")
+        op.drop_index(op.f(f"ix_{table}_public_id"), table_name=table)
+        op.drop_column(table, "public_id")
