@@ -30,5 +30,5 @@ def test_an_id_beyond_the_integer_range_is_not_found_whatever_the_method(api, ma
 def test_a_method_not_served_on_a_real_resource_is_still_405(api, session, make_actor) -> None:
     actor = make_actor()
     listing = published(session, actor.firm)
-    r = api.open("PUT", f"/api/v1/listings/{listing.id}", headers=actor.headers, json={})
+    r = api.open("PUT", f"/api/v1/listings/{listing.public_id}", headers=actor.headers, json={})
     assert r.status_code == 405 and "PATCH" in r.headers["Allow"]
