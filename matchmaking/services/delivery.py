@@ -54,7 +54,7 @@ from ..models import (
     WebhookEndpoint,
     utcnow,
 )
-from . import outbox, preferences, visibility
+from . import outbox, preferences, queries, visibility
 from . import validation as v
 from .relay import GiveUp, RetryLater
 
@@ -342,8 +342,12 @@ def notice_entries(session: Session, audience: visibility.Audience, notices: lis
         if notification.kind == "match.introduced":
             entry |= {key: notification.payload.get(key) for key in ("facilitator_name", "message")}
         entries.append(entry)
-    entries.sort(key=lambda e: (e["kind"] not in MATCH_KINDS, -e["score"] if e["kind"] in MATCH_KINDS else 0,
-                                e["notification_id"]))
+    # New matches best first, equal scores by the match's public id (queries.ranked): notices follow
+    # the order the matches were made in, and so would place an anonymous listing among its firm's
+    # named ones. The other news (decisions, introductions) in the order they happened.
+    entries.sort(key=lambda e: (e["kind"] not in MATCH_KINDS,
+                                queries.ranked(e["score"], e["match_id"]) if e["kind"] in MATCH_KINDS
+                                else (0.0, ""), e["notification_id"]))
     return entries
 
 

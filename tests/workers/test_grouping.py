@@ -19,7 +19,7 @@ from matchmaking.models import (
     OutboxStatus,
     WebhookEndpoint,
 )
-from matchmaking.services import delivery, notifications
+from matchmaking.services import delivery, notifications, visibility
 from tests.factories import make_firm, make_listing, make_user
 from workers import tasks
 
@@ -78,6 +78,12 @@ def test_a_need_matching_twelve_offers_sends_one_email_per_recipient(wsession: A
     assert f"/matches#g-{need.public_id}" in mail.text
     assert "mots communs : sciure" in mail.text and "12 km ·" not in mail.text
     assert "Scierie numéro 0" in mail.text  # the offers are not anonymous: their firms are named
+    # Equal scores, listed by the matches' public ids, not in the order they were made in.
+    notices = list(wsession.scalars(select(Notification).where(Notification.user_id == first.id)
+                                    .order_by(Notification.id)))
+    entries = delivery.notice_entries(wsession, visibility.audience(wsession, first), notices, _settings())
+    made = [n.match.public_id for n in notices]
+    assert [e["match_id"] for e in entries] == sorted(made)
     # Each seller hears once, of the one new partner listing, by name.
     (to_seller,) = mails[sellers[0].email]
     assert to_seller.subject == f"Nouvelle correspondance pour « {title} » : « {title} »"
