@@ -108,6 +108,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # IMPORT_MAX_LINES, IMPORT_MAX_COLUMNS ... (upper-case field names) override them.
         # An anonymous listing's place is an area at least this many firms have sites in.
         "ANONYMITY_K": 5,
+        # Statistics: the (n, k) dominance rule. A figure of tonnes is "secret statistique" when its
+        # largest firm makes more than this share of it, or its two largest firms together more than
+        # the second (services/stats.py, confidentiality).
+        "STATS_DOMINANCE_ONE": 0.85,
+        "STATS_DOMINANCE_TWO": 0.90,
     } | worker_defaults(instance_path)
 
 
