@@ -77,10 +77,12 @@ def create_user(
         role=Role(clean_role),
         firm=firm,
     )
-    if not confirmed:
-        user.email_confirmed_at = None
     session.add(user)
     session.flush()
+    if not confirmed:
+        # After the insert: an explicit None at creation would give way to the column's default.
+        user.email_confirmed_at = None
+        session.flush()
     return user
 
 
