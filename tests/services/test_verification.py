@@ -46,3 +46,18 @@ def test_an_unconfirmed_member_is_told_in_the_app_but_gets_no_match_email(sessio
     assert mailed == [confirmed.id]
     assert session.scalar(select(Notification).where(Notification.user_id == pending.id)) is not None
     session.rollback()
+
+
+def test_a_firm_that_renames_itself_loses_the_mark_until_the_ccma_looks_again(session) -> None:
+    from matchmaking.models import AuditLog
+    from matchmaking.services import sites
+
+    firm = make_firm(session, name="Scierie du Mont")
+    firm.verified_at = firm.created_at
+    sites.update_firm(session, firm, {"name": "Scierie du Mont", "contact_phone": "02 43 00 00 00"})
+    assert firm.verified
+    sites.update_firm(session, firm, {"name": "Scierie Nouvelle"})
+    assert not firm.verified
+    session.flush()
+    row = session.scalar(select(AuditLog).where(AuditLog.action == verification.FIRM_UNVERIFIED))
+    assert row.target_id == firm.id and row.details["old_name"] == "Scierie du Mont"
