@@ -102,7 +102,7 @@ def update_listing(listing_id: int) -> Response:
     data, shape_errors = json_body_partial(schemas.ListingPatchSchema)
     status = data.pop("status", None)
     with all_errors(shape_errors):
-        listing_service.update_listing(db_session(), listing, data)
+        listing_service.update_listing(db_session(), listing, data, by=user)
         if status is not None:
             listing_service.set_status(db_session(), listing, ListingStatus(status), by=user)
     db.session.commit()

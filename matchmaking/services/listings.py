@@ -250,7 +250,11 @@ def listing_changed(session: Session, listing: Listing) -> None:
     )
 
 
-def update_listing(session: Session, listing: Listing, data: Mapping[str, Any]) -> Listing:
+def update_listing(session: Session, listing: Listing, data: Mapping[str, Any], *,
+                   by: User | None = None) -> Listing:
+    """Change a listing; changing what a published one says is publishing it anew (a confirmed `by`)."""
+    if data and listing.status is ListingStatus.published and by is not None:
+        verification.require_confirmed(by)
     values = clean_listing(session, listing.firm, data, partial=True, current=listing)
     _apply(session, listing, values)
     listing.confirmed_at = listing.updated_at = utcnow()

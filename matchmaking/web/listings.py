@@ -138,10 +138,14 @@ def listing_edit(listing_id: int) -> Any:
         return _form(_values(listing), {}, listing)
     values = form_values()
     try:
-        listing_service.update_listing(db_session(), listing, _form_data())
+        listing_service.update_listing(db_session(), listing, _form_data(), by=user())
     except ValidationError as exc:
         db.session.rollback()
         return _form(values, exc.errors, listing, 422)
+    except verification.Unconfirmed as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _form(values, {}, listing, 403)
     db.session.commit()
     flash(_l("Your listing is saved."), "success")
     return redirect(url_for("web.listing_detail", listing_id=listing.id))

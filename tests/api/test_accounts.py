@@ -152,7 +152,8 @@ def test_a_registered_account_must_confirm_its_address_before_publishing(api, se
     # The link e-mailed at registration opens the way.
     from matchmaking.models import MailboxMessage
 
-    mail = session.scalar(select(MailboxMessage).where(MailboxMessage.to == "gerant@scierie.example.fr"))
+    mail = session.scalar(select(MailboxMessage).where(MailboxMessage.to == "gerant@scierie.example.fr")
+                          .order_by(MailboxMessage.id.desc()).limit(1))
     path = "/" + mail.text.split("/account/confirm/", 1)[1].split()[0]
     assert api.client.get("/account/confirm" + path).status_code == 200
     assert api.get("/api/v1/me", headers=headers).get_json()["email_confirmed"] is True

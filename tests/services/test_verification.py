@@ -61,3 +61,14 @@ def test_a_firm_that_renames_itself_loses_the_mark_until_the_ccma_looks_again(se
     session.flush()
     row = session.scalar(select(AuditLog).where(AuditLog.action == verification.FIRM_UNVERIFIED))
     assert row.target_id == firm.id and row.details["old_name"] == "Scierie du Mont"
+
+
+def test_an_unconfirmed_member_may_not_rewrite_a_published_listing_but_may_close_it(session) -> None:
+    firm = make_firm(session)
+    user = _unconfirmed(session, firm)
+    listing = make_listing(session, firm)  # published for the firm (e.g. before this member joined)
+    with pytest.raises(verification.Unconfirmed):
+        listings.update_listing(session, listing, {"title": "Autre chose"}, by=user)
+    listings.update_listing(session, listing, {}, by=user)
+    listings.set_status(session, listing, listing.status.closed, by=user)
+    assert listing.status.value == "closed"
