@@ -87,6 +87,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "LOGIN_IDLE_DAYS": 14,  # ... and this long without a visit
         "API_TOKEN_IDLE_DAYS": 180,  # an API token unused this long stops working
         "PASSWORD_RESET_HOURS": 2,
+        "EMAIL_CONFIRM_HOURS": 48,  # how long the link e-mailed at registration confirms the address
         "WTF_CSRF_CHECK_DEFAULT": False,  # checked by the web app on every request outside /api
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: no expired forms on a slow phone
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,  # Redis down: count in memory rather than fail
@@ -108,6 +109,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # IMPORT_MAX_LINES, IMPORT_MAX_COLUMNS ... (upper-case field names) override them.
         # An anonymous listing's place is an area at least this many firms have sites in.
         "ANONYMITY_K": 5,
+        # Statistics: the (n, k) dominance rule. A figure of tonnes is "secret statistique" when its
+        # largest firm makes more than this share of it, or its two largest firms together more than
+        # the second (services/stats.py, confidentiality).
+        "STATS_DOMINANCE_ONE": 0.85,
+        "STATS_DOMINANCE_TWO": 0.90,
     } | worker_defaults(instance_path)
 
 

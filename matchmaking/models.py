@@ -151,6 +151,12 @@ class FollowUp(enum.StrEnum):
     dropped = "dropped"
 
 
+class ClaimStatus(enum.StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
 class OutboxStatus(enum.StrEnum):
     pending = "pending"
     done = "done"
@@ -228,9 +234,16 @@ class Firm(Base):
     contact_phone: Mapped[str | None] = mapped_column(String(30))
     demo: Mapped[bool] = mapped_column(Boolean, default=False)  # part of the fictitious demo territory
     created_at: Mapped[created]
+    # A CCMA facilitator checked that the firm is who it says (services/verification.py); who did
+    # it is in the audit log.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     sites: Mapped[list[Site]] = relationship(back_populates="firm", order_by="Site.id")
     users: Mapped[list[User]] = relationship(back_populates="firm")
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
 
     @property
     def main_site(self) -> Site | None:
@@ -265,6 +278,9 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(5), default="fr")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[created]
+    # When the owner opened the confirmation link. Accounts made by the CCMA (command line, demo)
+    # are confirmed when created; only self-registration starts unconfirmed (services/verification.py).
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     # Notification preferences: how often, from which score, through which channels.
     notify_mode: Mapped[NotifyMode] = mapped_column(_enum(NotifyMode, "notify_mode"), default=NotifyMode.instant)
     notify_min_score: Mapped[float] = mapped_column(Float, default=0.5)
@@ -442,6 +458,25 @@ class Exchange(Base):
     created_at: Mapped[created]
 
     match: Mapped[Match] = relationship(back_populates="exchanges")
+
+
+class FirmClaim(Base):
+    """Someone registering with the SIRET of a firm already registered asks the CCMA to let them in."""
+
+    __tablename__ = "firm_claim"
+
+    id: Mapped[intpk]
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firm.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[ClaimStatus] = mapped_column(_enum(ClaimStatus, "claim_status"), default=ClaimStatus.pending)
+    created_at: Mapped[created]
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+
+    firm: Mapped[Firm] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 class FacilitationNote(Base):

@@ -19,7 +19,18 @@ from sqlalchemy.engine import make_url
 from matchmaking import migrate
 from matchmaking.app import create_app
 from matchmaking.extensions import db
-from matchmaking.models import AuditLog, Exchange, Firm, Listing, Match, OutboxEvent, Site, User
+from matchmaking.models import (
+    AuditLog,
+    Exchange,
+    Firm,
+    FirmClaim,
+    Listing,
+    MailboxMessage,
+    Match,
+    OutboxEvent,
+    Site,
+    User,
+)
 from matchmaking.services import seeding
 
 SHARED_DATA = Path(
@@ -72,7 +83,8 @@ def session(app: Any) -> Iterator[Any]:
     with app.test_request_context():
         yield db.session
         db.session.rollback()
-        for model in (Exchange, Match, OutboxEvent, AuditLog, Listing, User, Site, Firm):
+        # Registrations e-mail a confirmation link: the mailbox is emptied too.
+        for model in (Exchange, Match, OutboxEvent, AuditLog, MailboxMessage, Listing, FirmClaim, User, Site, Firm):
             db.session.execute(delete(model))
         db.session.commit()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Unauthorized
 
 from ..extensions import db, db_session, limiter, sign_in_address_limit
-from ..services import firms, tokens, users
+from ..services import firms, tokens, users, verification
 from ..services import sign_in as guard
 from ..services import validation as v
 from ..services.errors import ValidationError
@@ -30,6 +30,11 @@ def _user_errors(data: dict[str, Any]) -> dict[str, Any]:
     return errors.errors
 
 
+def confirm_link(token: str) -> str:
+    """The confirmation page's address on the configured site (never the request's Host header)."""
+    return str(current_app.config["BASE_URL"]).rstrip("/") + url_for("web.confirm_email", token=token)
+
+
 def _register_limit() -> str:
     return str(current_app.config["RATELIMIT_REGISTER"])
 
@@ -48,11 +53,19 @@ def register() -> tuple[Response, int]:
         try:
             firm = firms.register_firm(db_session(), firm_data, prefix="firm.")
         except ValidationError as exc:
-            raise ValidationError(exc.errors | _user_errors(user_data)) from None
+            errors = dict(exc.errors)
+            if "firm.siret" in errors and isinstance(firm_data, dict) and verification.firm_by_siret(
+                    db_session(), firm_data.get("siret")) is not None:
+                errors["firm.siret"] = _l("This firm is already registered. If you work there, register on the "
+                                          "web page and ask the CCMA to check it and add you to the firm.")
+            raise ValidationError(errors | _user_errors(user_data)) from None
         user = users.create_user(db_session(), email=user_data.get("email"), password=user_data.get("password"),
-                                 name=user_data.get("name"), firm=firm, prefix="user.")
+                                 name=user_data.get("name"), firm=firm, prefix="user.", confirmed=False)
     if not firm.contact_email:
         firm.contact_email = user.email
+    verification.send_confirmation(db_session(), user, link_for=confirm_link,
+                                   secret_key=str(current_app.config["SECRET_KEY"]),
+                                   hours=int(current_app.config["EMAIL_CONFIRM_HOURS"]))
     token = tokens.issue(db_session(), user, "registration")
     db.session.commit()
     return jsonify({"firm_id": firm.id, "user_id": user.id, "token": token}), 201
@@ -95,8 +108,9 @@ def me() -> Response:
     return jsonify(schemas.MeSchema().dump({
         "user_id": user.id,
         "email": user.email,
+        "email_confirmed": verification.is_confirmed(user),
         "name": user.name,
         "role": user.role,
         "firm": None if firm is None else {"id": firm.id, "name": firm.name, "siret": firm.siret,
-                                            "naf_code": firm.naf_code},
+                                            "naf_code": firm.naf_code, "verified": firm.verified},
     }))

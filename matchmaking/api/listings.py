@@ -45,7 +45,8 @@ def suggest_code(data: dict[str, Any]) -> None:
 @bp.post("/listings")
 @operation("Publish an offer or a need (or keep it as a draft)", tags=["listings"],
            description="Without low_code, a List of Waste code is suggested from the title and description "
-                       "when one stands out, and the material family is derived from the text.",
+                       "when one stands out, and the material family is derived from the text. Publishing "
+                       "needs a confirmed e-mail address (403 until then; a draft is always accepted).",
            body=schemas.ListingInSchema, errors=[403],
            responses={201: ("The stored listing.", schemas.ListingOutSchema)})
 def create_listing() -> tuple[Response, int, dict[str, str]]:
@@ -54,7 +55,7 @@ def create_listing() -> tuple[Response, int, dict[str, str]]:
     publish = data.pop("status", "published") == "published"
     with all_errors(shape_errors):
         suggest_code(data)
-        listing = listing_service.create_listing(db_session(), firm, data, publish=publish)
+        listing = listing_service.create_listing(db_session(), firm, data, publish=publish, by=current_user())
     db.session.commit()
     body = render.listing(visibility.audience(db_session(), current_user()), listing)
     return jsonify(body), 201, {"Location": url_for("api.get_listing", listing_id=listing.public_id)}
@@ -93,7 +94,7 @@ def get_listing(listing_id: str) -> Response:
 
 @bp.patch(f"/listings/{ID}")
 @operation("Change your listing (only the fields sent); status publishes, pauses or closes it",
-           tags=["listings"], body=schemas.ListingPatchSchema,
+           tags=["listings"], body=schemas.ListingPatchSchema, errors=[403],
            responses={200: ("The updated listing.", schemas.ListingOutSchema)})
 def update_listing(listing_id: str) -> Response:
     user = current_user()
@@ -101,9 +102,9 @@ def update_listing(listing_id: str) -> Response:
     data, shape_errors = json_body_partial(schemas.ListingPatchSchema)
     status = data.pop("status", None)
     with all_errors(shape_errors):
-        listing_service.update_listing(db_session(), listing, data)
+        listing_service.update_listing(db_session(), listing, data, by=user)
         if status is not None:
-            listing_service.set_status(db_session(), listing, ListingStatus(status))
+            listing_service.set_status(db_session(), listing, ListingStatus(status), by=user)
     db.session.commit()
     return jsonify(render.listing(visibility.audience(db_session(), user), listing))
 

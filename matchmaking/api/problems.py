@@ -19,6 +19,7 @@ from ..extensions import db
 from ..services.errors import Conflict, NotFound, ValidationError
 from ..services.sign_in import Delayed
 from ..services.validation import FieldError
+from ..services.verification import Unconfirmed
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "tag:matchmaking,2026:"
@@ -104,6 +105,11 @@ def _conflict(exc: Conflict) -> Response:
     return problem(409, type_="conflict", detail=str(exc.args[0]) if exc.args else None)
 
 
+def _unconfirmed(exc: Unconfirmed) -> Response:
+    db.session.rollback()
+    return problem(403, type_="email-not-confirmed", detail=exc.message)
+
+
 def _delayed(exc: Delayed) -> Response:
     # This address must wait before trying this account again; nothing was checked.
     db.session.rollback()
@@ -168,6 +174,7 @@ def register(bp: Blueprint) -> None:
     bp.register_error_handler(NotFound, _not_found)
     bp.register_error_handler(Conflict, _conflict)
     bp.register_error_handler(Delayed, _delayed)
+    bp.register_error_handler(Unconfirmed, _unconfirmed)
     bp.register_error_handler(IntegrityError, _integrity)
     # By status code, so that an app-wide handler for one code (the web app's 404 page) cannot win.
     for code in default_exceptions:

@@ -112,11 +112,15 @@ class MeFirmSchema(Schema):
     name = fields.String(required=True)
     siret = fields.String(required=True)
     naf_code = fields.String(allow_none=True)
+    verified = fields.Boolean(metadata={"description": "Checked by a CCMA facilitator."})
 
 
 class MeSchema(Schema):
     user_id = fields.Integer(required=True)
     email = fields.String(required=True)
+    email_confirmed = fields.Boolean(required=True, metadata={
+        "description": "Until the address is confirmed (link e-mailed at registration), listings can be kept "
+                       "as drafts only and no match e-mail is sent."})
     name = fields.String(allow_none=True)
     role = fields.Enum(Role, by_value=True, required=True)
     firm = fields.Nested(MeFirmSchema, allow_none=True, required=True)
@@ -170,6 +174,8 @@ class FirmOutSchema(Schema):
                                  metadata={"description": "Shown once the two firms have accepted a match."})
     contact_email = fields.String(allow_none=True, required=True)
     contact_phone = fields.String(allow_none=True, required=True)
+    verified = fields.Boolean(required=True, metadata={
+        "description": "A CCMA facilitator checked that this firm is who it says it is."})
 
 
 class PlaceOutSchema(Schema):

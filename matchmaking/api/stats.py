@@ -1,7 +1,8 @@
 """Statistics for CCMA staff (analysts, facilitators, administrators): the same figures as the
 statistics page, with the same disclosure control. A withheld figure is `{"value": null,
-"reason": ...}`: `fewer_than_3_firms`, `protects_another_figure` (it would let a withheld figure be
-worked out by subtraction) or `not_applicable`. Periods are whole months: `from` and `to` may be
+"reason": ...}`: `fewer_than_3_firms`, `dominated_by_one_or_two_firms` (tonnes of which one firm makes
+more than 85 % or two firms more than 90 %), `protects_another_figure` (it would let a withheld figure
+be worked out by subtraction) or `not_applicable`. Periods are whole months: `from` and `to` may be
 YYYY-MM-DD or YYYY-MM; the default is the last 12 months."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .parsing import query_args
 from .security import current_user, require_roles
 
 STAFF = (Role.analyst, Role.facilitator, Role.admin)
-REASONS = {"primary": "fewer_than_3_firms", "secondary": "protects_another_figure", "na": "not_applicable"}
+REASONS = stats.REASONS
 
 
 # --- schemas ---------------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ class StatsQuerySchema(Schema):
 class FigureSchema(Schema):
     value = fields.Float(required=True, allow_none=True)
     reason = fields.String(required=True, allow_none=True, metadata={
-        "enum": [None, "fewer_than_3_firms", "protects_another_figure", "not_applicable"],
+        "enum": [None, *stats.REASONS.values()],
         "description": "Why the value is withheld (null when it is shown)."})
 
 
@@ -250,6 +251,10 @@ def _family_rows(d: stats.Dashboard) -> list[dict[str, Any]]:
     return rows
 
 
+def _share(value: float) -> str:
+    return f"{value * 100:g} %"
+
+
 def _method(d: stats.Dashboard) -> dict[str, Any]:
     m = d.method
     return {
@@ -278,9 +283,13 @@ def _method(d: stats.Dashboard) -> dict[str, Any]:
         "attributable_rule": "An exchange is attributable to the service when it was made on or after the day the "
                              "service found its match and the two firms had recorded no exchange of that material "
                              "family before that day.",
-        "disclosure_rule": "A figure built from fewer than 3 distinct firms is withheld, and so is any figure that "
-                           "would let one be worked out by subtraction from figures shown for any period and "
-                           "filters. CO2e, landfill and cost totals add up the families shown.",
+        "disclosure_rule": "A figure built from fewer than 3 distinct firms is withheld, and so are tonnes of which "
+                           "the largest firm makes more than "
+                           f"{_share(d.dominance.one)} or the two largest more than "
+                           f"{_share(d.dominance.two)} (dominance rule; a firm's part is the tonnes "
+                           "of the records it takes part in), and any figure that would let a withheld one be "
+                           "worked out by subtraction from figures shown for any period and filters. CO2e, "
+                           "landfill and cost totals add up the families shown.",
     }
 
 

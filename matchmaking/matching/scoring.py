@@ -253,7 +253,16 @@ def _words(kind: str, title: str, description: str, sector_label: str) -> _Words
             materials = [c for c in concepts if is_material(c)]
     if sector is not None:
         add_terms(sector, SECTOR_WEIGHT_NEED if is_need else SECTOR_WEIGHT_OFFER)
-    text_uses = [c for c in concepts if not is_material(c)]
+    # An offer's title says what the material is and where it comes from, not where it goes:
+    # "Pneus agricoles", "Gravats béton", "Fumier de volailles" name no use. Only a use its
+    # description or a purpose in the title ("… pour méthanisation") names opens a route.
+    origin_uses: set[str] = set()
+    if not is_need:
+        offer_purpose = split_purpose(head)[1]
+        said = set(desc.concepts if desc is not None else ()) | set(analyse(offer_purpose).concepts
+                                                                    if offer_purpose else ())
+        origin_uses = {c for c in title_a.concepts if not is_material(c) and c not in said}
+    text_uses = [c for c in concepts if not is_material(c) and c not in origin_uses]
     for extra, weight in ((aside_a, DESCRIPTION_WEIGHT), (origin_a, ORIGIN_WEIGHT)):
         if extra is None:
             continue
@@ -415,6 +424,10 @@ def _open_uses(materials: tuple[str, ...], families: tuple[str, ...]) -> frozens
     return frozenset(routes.material_routes(materials, families))
 
 
+# Families whose materials a livestock farm asks for to feed its animals (bread, whey, spent grain).
+FEED_FAMILIES = frozenset({"food_organics"})
+
+
 def _asked_uses(
     title_uses: Sequence[str], text_uses: Sequence[str], materials: Sequence[str], families: Sequence[str],
     keep: frozenset[str] = frozenset(),
@@ -427,6 +440,9 @@ def _asked_uses(
     asked += [u for u in text_uses if u not in asked and (open_uses is None or u in open_uses or u in keep)]
     if "use_animal_bedding" in asked and "use_animal_feed" not in asked:
         asked = [u for u in asked if u != "use_livestock"]
+    elif "use_livestock" in asked and families and set(families) <= FEED_FAMILIES:
+        # Bread "for the pigs" asks for feed: the animals say who eats it, not that any litter will do.
+        asked = list(dict.fromkeys("use_animal_feed" if u == "use_livestock" else u for u in asked))
     return tuple(asked)
 
 
@@ -567,14 +583,14 @@ def _valorisation(
     route_of_use: dict[str, routes.Route] = {}
     if is_need:
         uses = routes.need_uses(text_uses, label_uses, nace, names_material=bool(materials))
-        route_features = routes.need_route_features(uses, nace, families)
+        route_features = routes.need_route_features(uses, nace, families, materials)
         sector_features = routes.need_sector_features(nace)
     else:
         route_of_use = routes.material_routes(materials, families)
         uses = {use: r.strength for use, r in route_of_use.items()}
         for use in text_uses:
             uses[use] = max(uses.get(use, 0.0), OFFER_DECLARED_USE)
-        route_features = routes.offer_route_features(uses, nace, families)
+        route_features = routes.offer_route_features(uses, nace, families, materials)
         sector_features = routes.offer_sector_features(nace, materials, families)
     return uses, route_of_use, _powered(route_features, POWER["route"]), _powered(sector_features, POWER["sector"])
 
@@ -1060,7 +1076,7 @@ def explain(offer: Profile, need: Profile, raw_material: Mapping[str, float] | N
     best_use, best_value = None, 0.0
     for use, strength in offer.uses.items():
         value = strength * need.uses.get(use, 0.0)
-        if value > best_value and routes.route_allowed(use, offer.families, need.families):
+        if value > best_value and routes.route_allowed(use, offer.features["route"], need.features["route"]):
             best_use, best_value = use, value
     if best_use is not None:
         r = offer.route_of_use.get(best_use)

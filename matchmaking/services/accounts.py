@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..models import PasswordReset, Role, User, UserSession, utcnow
-from . import firms, users
+from . import firms, users, verification
 from . import sign_in as guard
 from . import validation as v
 from .errors import ValidationError
@@ -37,19 +37,26 @@ def digest(secret: str) -> str:
 # --- registration ------------------------------------------------------------------------------
 
 
-def register(session: Session, firm_data: Mapping[str, Any], user_data: Mapping[str, Any]) -> User:
-    """A firm, its main site and its first member, with every field's problem reported at once.
+class SiretTaken(ValidationError):
+    """The SIRET belongs to a firm already registered: the form offers to file a claim instead."""
 
+
+def register(session: Session, firm_data: Mapping[str, Any], user_data: Mapping[str, Any], *,
+             confirm_link: Callable[[str], str], secret_key: str, claim: bool = False,
+             claim_message: object = None, hours: int = verification.CONFIRM_HOURS) -> User:
+    """A firm, its main site and its first member, with every field's problem reported at once;
+    the new account is e-mailed a link to confirm its address.
+
+    When a firm already holds the SIRET, SiretTaken is raised, unless `claim`: then the account is
+    made without a firm and a claim on that firm waits for the CCMA (services/verification.py).
     Errors are keyed "firm_<field>" and "user_<field>". On error the caller rolls back.
     """
     errors = v.Collector()
-    email = errors.check("user_email", v.email, user_data.get("email"))
-    password = errors.check("user_password", users.validate_password, user_data.get("password"))
-    errors.check("user_name", v.text, user_data.get("name"), max_length=120)
-    if password and user_data.get("password_confirm") != password:
-        errors.add("user_password_confirm", _l("The two passwords differ."))
-    if email and users.find_by_email(session, email):
-        errors.add("user_email", _l("An account already uses this e-mail address."))
+    taken = verification.firm_by_siret(session, firm_data.get("siret"))
+    if taken is not None:
+        return _register_claimant(session, taken, user_data, claim=claim, message=claim_message,
+                                  confirm_link=confirm_link, secret_key=secret_key, hours=hours)
+    email, password = _user_part(session, user_data, errors)
     data = dict(firm_data)
     # The first user is the firm's contact unless the form says otherwise.
     if not data.get("contact_email"):
@@ -64,10 +71,42 @@ def register(session: Session, firm_data: Mapping[str, Any], user_data: Mapping[
             errors.add(field, message)
     errors.raise_if_any()
     assert firm is not None
-    return users.create_user(
+    user = users.create_user(
         session, email=email, password=password, role=Role.member, firm=firm,
-        name=user_data.get("name") or None, prefix="user_",
+        name=user_data.get("name") or None, prefix="user_", confirmed=False,
     )
+    verification.send_confirmation(session, user, link_for=confirm_link, secret_key=secret_key, hours=hours)
+    return user
+
+
+def _user_part(session: Session, user_data: Mapping[str, Any], errors: v.Collector) -> tuple[Any, Any]:
+    email = errors.check("user_email", v.email, user_data.get("email"))
+    password = errors.check("user_password", users.validate_password, user_data.get("password"))
+    errors.check("user_name", v.text, user_data.get("name"), max_length=120)
+    if password and user_data.get("password_confirm") != password:
+        errors.add("user_password_confirm", _l("The two passwords differ."))
+    if email and users.find_by_email(session, email):
+        errors.add("user_email", _l("An account already uses this e-mail address."))
+    return email, password
+
+
+def _register_claimant(session: Session, firm: Any, user_data: Mapping[str, Any], *, claim: bool, message: object,
+                       confirm_link: Callable[[str], str], secret_key: str, hours: int) -> User:
+    errors = v.Collector()
+    email, password = _user_part(session, user_data, errors)
+    if not claim:
+        errors.add("firm_siret", _l("This firm is already registered. If you work there, ask the CCMA to check "
+                                    "it and add you to the firm: tick the box below and register again."))
+        raise SiretTaken(errors.errors)
+    text = errors.check("claim_message", v.text, message, max_length=verification.MESSAGE_MAX)
+    errors.raise_if_any()
+    user = users.create_user(
+        session, email=email, password=password, role=Role.member, firm=None,
+        name=user_data.get("name") or None, prefix="user_", confirmed=False, claimant=True,
+    )
+    verification.file_claim(session, user, firm, str(text or ""))
+    verification.send_confirmation(session, user, link_for=confirm_link, secret_key=secret_key, hours=hours)
+    return user
 
 
 # --- sessions ----------------------------------------------------------------------------------

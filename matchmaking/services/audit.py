@@ -22,6 +22,7 @@ MATCHES_LISTED = "matches.listed"
 LISTINGS_LISTED = "listings.listed"
 STATS_EXPORTED = "stats.exported"
 MAILBOX_VIEWED = "mailbox.viewed"
+CLAIMS_LISTED = "claims.listed"
 
 
 # The target is positional only, so that any keyword is a detail.

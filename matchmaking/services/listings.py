@@ -10,8 +10,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Firm, Frequency, Kind, Listing, ListingStatus, LowCode, Match, MaterialFamily, Unit, utcnow
-from . import outbox, places
+from ..models import Firm, Frequency, Kind, Listing, ListingStatus, LowCode, Match, MaterialFamily, Unit, User, utcnow
+from . import outbox, places, verification
 from . import validation as v
 
 TITLE_MAX = 200
@@ -214,7 +214,13 @@ def suggest_classification(session: Session, values: dict[str, Any]) -> None:
         values["material_family"] = suggestion.family
 
 
-def create_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, publish: bool = True) -> Listing:
+def create_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, publish: bool = True,
+                   by: User | None = None) -> Listing:
+    """A new listing, published unless `publish` is False. `by`, the member who asks, must have
+    confirmed their e-mail address to publish (services/verification.py); CCMA staff keeping a
+    listing for a firm, the demo and imports by the command line pass no one."""
+    if publish and by is not None:
+        verification.require_confirmed(by)
     values = clean_listing(session, firm, data)
     suggest_classification(session, values)
     listing = Listing(firm=firm, status=ListingStatus.draft, description="")
@@ -244,7 +250,11 @@ def listing_changed(session: Session, listing: Listing) -> None:
     )
 
 
-def update_listing(session: Session, listing: Listing, data: Mapping[str, Any]) -> Listing:
+def update_listing(session: Session, listing: Listing, data: Mapping[str, Any], *,
+                   by: User | None = None) -> Listing:
+    """Change a listing; changing what a published one says is publishing it anew (a confirmed `by`)."""
+    if data and listing.status is ListingStatus.published and by is not None:
+        verification.require_confirmed(by)
     values = clean_listing(session, listing.firm, data, partial=True, current=listing)
     _apply(session, listing, values)
     listing.confirmed_at = listing.updated_at = utcnow()
@@ -254,10 +264,13 @@ def update_listing(session: Session, listing: Listing, data: Mapping[str, Any]) 
     return listing
 
 
-def set_status(session: Session, listing: Listing, status: ListingStatus) -> Listing:
-    """Publish, pause, close or expire a listing; the workers hear of every change."""
+def set_status(session: Session, listing: Listing, status: ListingStatus, *, by: User | None = None) -> Listing:
+    """Publish, pause, close or expire a listing; the workers hear of every change. Publishing
+    asks for a confirmed member when `by` is given (as in create_listing)."""
     if listing.status is status:
         return listing
+    if status is ListingStatus.published and by is not None:
+        verification.require_confirmed(by)
     listing.status = status
     listing.updated_at = utcnow()
     if status is ListingStatus.published and listing.published_at is None:

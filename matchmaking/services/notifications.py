@@ -32,7 +32,7 @@ from ..models import (
     WebhookEndpoint,
     utcnow,
 )
-from . import outbox, queries, visibility
+from . import outbox, queries, verification, visibility
 
 MATCH_FOUND = "match.found"
 MATCH_IMPROVED = "match.improved"
@@ -235,8 +235,8 @@ def queue_deliveries(session: Session, made: list[Notification], trigger: str | 
     now = utcnow()
     for notes in by_user.values():
         user = notes[0].user
-        if user.notify_mode is not NotifyMode.instant or not user.notify_email:
-            continue
+        if user.notify_mode is not NotifyMode.instant or not user.notify_email or not verification.is_confirmed(user):
+            continue  # an unconfirmed address gets no e-mail: the notices wait in the app
         ids = [n.id for n in notes]
         key = _free_key(session, f"email:{trigger}:{user.id}", notes)
         outbox.emit(session, "deliver.email", {"user_id": user.id, "notification_ids": ids, "trigger": trigger},
@@ -287,6 +287,8 @@ def queue_digests(session: Session, mode: NotifyMode, now: datetime | None = Non
         select(User).where(User.notify_mode == mode, User.notify_email.is_(True), User.active.is_(True))
     )
     for user in users:
+        if not verification.is_confirmed(user):
+            continue
         key = f"digest:{mode.value}:{user.id}:{period}"
         if session.scalar(select(OutboxEvent.id).where(OutboxEvent.idempotency_key == key)) is not None:
             continue  # this period's digest is out; what came since waits for the next one

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Commune, Firm, Listing, Site
-from . import places
+from . import audit, places, verification
 from . import validation as v
 from .errors import Conflict, ValidationError
 
@@ -28,6 +28,10 @@ def update_firm(session: Session, firm: Firm, data: Mapping[str, Any]) -> Firm:
         contact_email = errors.check("contact_email", v.email, data.get("contact_email"))
     contact_phone = errors.check("contact_phone", v.text, data.get("contact_phone"), max_length=30)
     errors.raise_if_any()
+    if name != firm.name and firm.verified_at is not None:
+        # The CCMA checked the firm under its old name: the mark waits for a facilitator to look again.
+        firm.verified_at = None
+        audit.record(session, None, verification.FIRM_UNVERIFIED, "firm", firm.id, reason="renamed", old_name=firm.name)
     firm.name = name
     firm.naf_code = naf_code
     firm.contact_name = contact_name or None

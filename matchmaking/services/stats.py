@@ -25,6 +25,18 @@ equals a box built from fewer than 3 firms (checked exactly, in reduced row eche
 prime field). Boxes kept back this way are the complementary suppressions. Figures derived with
 per-family weights (CO2e, costs) are shown per family only, and totals of them add up the shown
 families, so no weighted equation ever helps an attacker. See tests/staff/test_disclosure.py.
+
+Dominance. Three firms are not enough when one of them makes nearly all of a figure: the figure is
+then that firm's own volume, and the second firm, subtracting what it knows of its own, learns the
+first one's. Tonnes (offered, matched, exchanged) follow the (n, k) dominance rule of official
+statistics as well (`confidentiality`): a box is confidential ("secret statistique") when the
+firm with the largest part makes more than 85 % of its tonnes, or the two largest more than 90 %
+(`Dominance`, settings STATS_DOMINANCE_ONE and STATS_DOMINANCE_TWO). A firm's part is the tonnes of
+the records it takes part in (both firms of a match or an exchange know its tonnes), so "the two
+largest" is the pair of firms that together took part in the most tonnes. A dominated box joins the
+boxes of fewer than 3 firms as one to protect, so the same release keeps back whatever would let it
+be worked out by subtraction: no row, column or period total is shown that, minus the figures
+shown, gives it back.
 """
 
 from __future__ import annotations
@@ -45,6 +57,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 MIN_FIRMS = 3
+DOMINANCE_ONE = 0.85  # (1, 85 %): the largest firm makes more than this share of a figure's tonnes
+DOMINANCE_TWO = 0.90  # (2, 90 %): the two largest together make more than this share
 DEFAULT_MONTHS = 12  # the period shown first: the last 12 months
 PRIME = 2_147_483_647  # 2^31 − 1: products of two residues fit in int64
 EPOCH_YEAR = 2000
@@ -102,19 +116,74 @@ class Record:
     extra: tuple[tuple[str, Any], ...] = ()
 
 
+# Why a figure is withheld, as the API and the exports name it.
+REASONS = {"primary": "fewer_than_3_firms", "dominance": "dominated_by_one_or_two_firms",
+           "secondary": "protects_another_figure", "na": "not_applicable"}
+WITHHELD = ("primary", "dominance", "secondary")
+
+
 class Figure(NamedTuple):
     """A figure as any reader gets it: its value, or None and why."""
 
     value: float | None
-    status: str  # shown | empty | primary (fewer than 3 firms) | secondary (protects another)
+    status: str  # shown | empty | primary (fewer than 3 firms) | dominance (one or two firms make most
+    #              of it) | secondary (protects another) | na
 
     @property
     def shown(self) -> bool:
         return self.status in ("shown", "empty")
 
     @property
+    def withheld(self) -> bool:
+        return self.status in WITHHELD
+
+    @property
     def reason(self) -> str | None:
-        return {"primary": "fewer_than_3_firms", "secondary": "protects_another_figure"}.get(self.status)
+        return None if self.shown else REASONS.get(self.status)
+
+
+@dataclass(frozen=True)
+class Dominance:
+    """The (n, k) dominance rule's two thresholds: shares of a figure's total."""
+
+    one: float = DOMINANCE_ONE
+    two: float = DOMINANCE_TWO
+
+
+def confidentiality(firms: int, total: float = 0.0, parts: Mapping[int, float] | None = None,
+                    shared: Mapping[tuple[int, int], float] | None = None,
+                    rule: Dominance | None = None) -> str | None:
+    """Why a figure must never be shown by itself, or None when it may be: the one rule every
+    view (page, API, CSV and spreadsheet) goes through, by way of `Table`.
+
+    `firms` is how many distinct firms the figure is built from: "primary" below MIN_FIRMS.
+    For magnitudes, `total` is the figure, `parts` maps each firm to the sum of the records it
+    takes part in and `shared` each pair of firms (smaller id first) to the sum of the records both
+    take part in, so that a pair's part is parts[a] + parts[b] − shared[a, b]. "dominance" when the
+    largest part is more than `rule.one` of the total, or the largest pair's more than `rule.two`.
+    """
+    if firms < MIN_FIRMS:
+        return "primary"
+    if not parts:
+        return None
+    rule = rule or Dominance()
+    shared = shared or {}
+    if total <= 0:
+        return None
+    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+    if ranked[0][1] > rule.one * total:
+        return "dominance"
+    # The largest pair: c_a + c_b − shared(a, b) ≤ c_a + c_b, so walk pairs by c_a + c_b, largest
+    # first, and stop once no untried pair can beat the best found.
+    best = 0.0
+    for i, (a, ca) in enumerate(ranked):
+        if i + 1 >= len(ranked) or ca + ranked[i + 1][1] <= best:
+            break
+        for b, cb in ranked[i + 1:]:
+            if ca + cb <= best:
+                break
+            best = max(best, ca + cb - shared.get((a, b) if a < b else (b, a), 0.0))
+    return "dominance" if best > rule.two * total else None
 
 
 EMPTY = Figure(0.0, "empty")
@@ -285,18 +354,24 @@ class Table:
     """One record set (exchanges, matches, listings, firms) with the decision for every box.
 
     `time` is "range" for flows (any month range) or "prefix" for stocks (everything up to a month).
+    `dominance` names the measure the dominance rule weighs (magnitudes: tonnes); None for counts.
     """
 
     def __init__(self, records: Iterable[Record], extra_specs: ExtraSpecs = no_extra, *,
                  time: str = "range", measures: Sequence[str] = (), families: bool = True,
-                 current: int | None = None) -> None:
+                 current: int | None = None, dominance: str | None = None, rule: Dominance | None = None) -> None:
         self.time = time
         self.families = families
         self.measures = tuple(measures)
+        self.dominance = dominance
+        self.rule = rule or Dominance()
         cells: dict[tuple[Any, ...], int] = {}
         cell_firms: list[set[int]] = []
         cell_values: list[dict[str, float]] = []
         cell_records: list[Record] = []
+        # Per cell, for the dominance rule: each firm's part and each pair's shared part.
+        self.cell_parts: list[dict[int, float]] = []
+        self.cell_shared: list[dict[tuple[int, int], float]] = []
         firm_index: dict[int, int] = {}
         for record in records:
             key = (record.month, record.family, record.commune, record.section, record.extra)
@@ -306,11 +381,20 @@ class Table:
                 cell_firms.append(set())
                 cell_values.append(defaultdict(float))
                 cell_records.append(record)
+                self.cell_parts.append(defaultdict(float))
+                self.cell_shared.append(defaultdict(float))
             cell_firms[index] |= record.firms
             for name, value in record.values.items():
                 cell_values[index][name] += value
             for firm in record.firms:
                 firm_index.setdefault(firm, len(firm_index))
+            if dominance is not None:
+                amount = record.values.get(dominance, 0.0)
+                ordered_firms = sorted(record.firms)
+                for i, firm in enumerate(ordered_firms):
+                    self.cell_parts[index][firm] += amount
+                    for other in ordered_firms[i + 1:]:
+                        self.cell_shared[index][(firm, other)] += amount
         self.n = len(cell_firms)
         self.values = np.zeros((self.n, len(self.measures)), dtype=np.float64)
         for i, values in enumerate(cell_values):
@@ -345,15 +429,37 @@ class Table:
                     priority = (*rank, tier, -(ordered[j] - ordered[i]), -ordered[j], _spec_rank(spec))
                     if content not in box_priority or priority < box_priority[content]:
                         box_priority[content] = priority
+        # Every box the rule makes confidential (fewer than 3 firms, or dominated) is one to protect;
+        # the release then keeps back, as complementary suppressions, the boxes that would give one
+        # of them away by subtraction.
         self.firm_counts: dict[int, int] = {}
+        self.confidential: dict[int, str] = {}
         candidates: list[int] = []
         primaries: list[int] = []
         for content in box_priority:
-            count = self._firm_count(content)
-            self.firm_counts[content] = count
-            (candidates if count >= MIN_FIRMS else primaries).append(content)
+            reason = self._confidentiality(content)
+            if reason is None:
+                candidates.append(content)
+            else:
+                self.confidential[content] = reason
+                primaries.append(content)
         candidates.sort(key=lambda c: (box_priority[c], c))
         self.shown = release(self.n, candidates, primaries)
+
+    def _confidentiality(self, content: int) -> str | None:
+        count = self.firm_counts.get(content)
+        if count is None:
+            count = self.firm_counts[content] = self._firm_count(content)
+        if self.dominance is None or count < MIN_FIRMS:
+            return confidentiality(count)
+        parts: dict[int, float] = defaultdict(float)
+        shared: dict[tuple[int, int], float] = defaultdict(float)
+        for i in _bits(content):
+            for firm, amount in self.cell_parts[i].items():
+                parts[firm] += amount
+            for pair, amount in self.cell_shared[i].items():
+                shared[pair] += amount
+        return confidentiality(count, self.total(content, self.dominance), parts, shared, self.rule)
 
     def _specs_of(self, record: Record, extra_specs: ExtraSpecs) -> Iterable[Spec]:
         """Every box that holds the record and that some view shows (no view crosses an EWC-Stat
@@ -393,10 +499,11 @@ class Table:
             return "empty"
         if content in self.shown:
             return "shown"
-        count = self.firm_counts.get(content)
-        if count is None:
-            count = self._firm_count(content)
-        return "primary" if count < MIN_FIRMS else "secondary"
+        if content not in self.confidential and content not in self.firm_counts:
+            reason = self._confidentiality(content)
+            if reason is not None:
+                self.confidential[content] = reason
+        return self.confidential.get(content, "secondary")
 
     def total(self, content: int, measure: str) -> float:
         if not content:
@@ -823,21 +930,41 @@ class Tables:
     exchanges: Table
     exchanged: Table
     months: tuple[int, int] | None  # first and last month with any data
+    rule: Dominance = field(default_factory=Dominance)  # the dominance rule the tables were released under
 
 
-def build(data: Data, current: int | None = None) -> Tables:
-    """Release every table; `current` (this month) puts the default period first in line."""
+def build(data: Data, current: int | None = None, rule: Dominance | None = None) -> Tables:
+    """Release every table; `current` (this month) puts the default period first in line.
+
+    The dominance rule weighs the tonnes (offered, matched, exchanged; the exchanged table's CO2e,
+    landfill and costs are shown exactly when its tonnes are). Counts of firms, listings, matches
+    and exchanges are frequencies: the rule of 3 firms protects them."""
     all_months = [r.month for name in ("listings", "matches", "exchanges") for r in getattr(data, name)]
+    rule = rule or Dominance()
     return Tables(
         firms=Table(data.firms, time="prefix", measures=["count"], families=False, current=current),
         listings=Table(data.listings, _kind_specs, measures=["count"], current=current),
-        offered=Table(data.offered, measures=["tonnes"], current=current),
+        offered=Table(data.offered, measures=["tonnes"], current=current, dominance="tonnes", rule=rule),
         matches=Table(data.matches, _match_specs, measures=["count"], current=current),
-        matched=Table(data.matched, measures=["tonnes"], current=current),
+        matched=Table(data.matched, measures=["tonnes"], current=current, dominance="tonnes", rule=rule),
         exchanges=Table(data.exchanges, measures=["count"], current=current),
-        exchanged=Table(data.exchanged, _attr_specs, measures=EXCHANGED_MEASURES, current=current),
+        exchanged=Table(data.exchanged, _attr_specs, measures=EXCHANGED_MEASURES, current=current,
+                        dominance="tonnes", rule=rule),
         months=(min(all_months), max(all_months)) if all_months else None,
+        rule=rule,
     )
+
+
+def dominance_rule() -> Dominance:
+    """The thresholds of the dominance rule: settings STATS_DOMINANCE_ONE and STATS_DOMINANCE_TWO
+    (shares between 0 and 1) when an application is running, else the defaults."""
+    from flask import current_app, has_app_context
+
+    if not has_app_context():
+        return Dominance()
+    config = current_app.config
+    return Dominance(float(config.get("STATS_DOMINANCE_ONE", DOMINANCE_ONE)),
+                     float(config.get("STATS_DOMINANCE_TWO", DOMINANCE_TWO)))
 
 
 _cache: dict[str, tuple[str, Tables]] = {}
@@ -848,13 +975,14 @@ def tables(session: Any, today: date | None = None) -> Tables:
     """The released tables for the database's current content; computed once per content and month."""
     data = read(session)
     current = month_index(today or datetime.now(UTC).date())
-    fingerprint = f"{data.fingerprint()}:{current}"
+    rule = dominance_rule()
+    fingerprint = f"{data.fingerprint()}:{current}:{rule.one}:{rule.two}"
     key = str(session.get_bind().url)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-    built = build(data, current)
+    built = build(data, current, rule)
     with _cache_lock:
         _cache[key] = (fingerprint, built)
     return built
@@ -1002,6 +1130,7 @@ class Dashboard:
     method: Method
     cost_year: int
     data_months: tuple[int, int] | None
+    dominance: Dominance = field(default_factory=Dominance)
 
 
 def _narrow(filters: Filters, tables_: Tables, *, family: str | None = None, category: str | None = None,
@@ -1148,7 +1277,7 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
                                  "shown")
         if all(f.status == "empty" for f in row.values()):
             continue
-        if exchanged.status in ("primary", "secondary"):
+        if exchanged.withheld:
             left_out += 1
         for measure in ("co2", "co2_disposal", "co2_substitution", "co2_transport", "landfill", "compost", "cost"):
             if row[measure].value is not None:
@@ -1163,7 +1292,8 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
         if not rows:
             return EMPTY
         if not any(r["exchanged"].status == "shown" for r in rows):
-            return Figure(None, "primary" if all(r["exchanged"].status == "primary" for r in rows) else "secondary")
+            reasons = {r["exchanged"].status for r in rows}
+            return Figure(None, reasons.pop() if len(reasons) == 1 else "secondary")
         return Figure(sums[measure], "shown")
 
     for measure in ("co2", "co2_disposal", "co2_substitution", "co2_transport", "landfill", "compost", "cost",
@@ -1224,4 +1354,4 @@ def dashboard(session: Any, period: Period, filters: Filters, today: date | None
         }))
 
     return Dashboard(period, filters, kpis, left_out, funnel, statuses, families, categories, communes, sections,
-                     months, m, cost_year, t.months)
+                     months, m, cost_year, t.months, t.rule)

@@ -49,11 +49,15 @@ def create_user(
     name: object = None,
     prefix: str = "",
     password_hash: str | None = None,
+    confirmed: bool = True,
+    claimant: bool = False,
 ) -> User:
     """Validate and add a user; `prefix` names the fields in error messages (e.g. "user.").
 
     `password_hash`, when given, is an argon2 hash of `password` already made: accounts created
-    together with one shared password (the demo's) need not spend a tenth of a second each."""
+    together with one shared password (the demo's) need not spend a tenth of a second each.
+    `confirmed` False leaves the e-mail address to be confirmed (self-registration); `claimant`
+    lets a member wait without a firm while the CCMA checks the firm they claim."""
     errors = v.Collector()
     clean_email = errors.check(prefix + "email", v.email, email)
     clean_password = errors.check(prefix + "password", validate_password, password)
@@ -63,7 +67,7 @@ def create_user(
     )
     if clean_email and find_by_email(session, clean_email):
         errors.add(prefix + "email", _l("An account already uses this e-mail address."))
-    if clean_role == Role.member and firm is None:
+    if clean_role == Role.member and firm is None and not claimant:
         errors.add(prefix + "role", _l("A member belongs to a firm."))
     errors.raise_if_any()
     user = User(
@@ -75,6 +79,10 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    if not confirmed:
+        # After the insert: an explicit None at creation would give way to the column's default.
+        user.email_confirmed_at = None
+        session.flush()
     return user
 
 

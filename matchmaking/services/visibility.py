@@ -106,6 +106,7 @@ class FirmView:
     contact_name: str | None
     contact_email: str | None
     contact_phone: str | None
+    verified: bool = False  # checked by a CCMA facilitator (services/verification.py)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def firm_view(firm: Firm, *, contact: bool = True) -> FirmView:
         contact_name=firm.contact_name if contact else None,
         contact_email=firm.contact_email if contact else None,
         contact_phone=firm.contact_phone if contact else None,
+        verified=firm.verified_at is not None,
     )
 
 

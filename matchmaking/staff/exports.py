@@ -40,7 +40,7 @@ MEASURES: dict[str, tuple[Any, str]] = {
     "count": (_l("Matches"), "matches"),
     "rate": (_l("Share of the previous step"), "ratio"),
 }
-REASONS = {"primary": "fewer_than_3_firms", "secondary": "protects_another_figure", "na": "not_applicable"}
+REASONS = stats.REASONS
 FAMILY_COLUMNS = ("offered", "matched", "exchanged", "attributable", "co2", "co2_disposal", "co2_substitution",
                   "co2_transport", "co2_attributable", "landfill", "compost", "cost")
 
@@ -116,7 +116,8 @@ def _widths(ws: Any, first: int = 38, rest: int = 16) -> None:
 
 def _legend(ws: Any, row: int) -> None:
     ws.cell(row=row, column=1, value=f"s : {lb.HIDDEN_TEXT['primary']}").font = SECRET
-    ws.cell(row=row + 1, column=1, value=f"s* : {lb.HIDDEN_TEXT['secondary']}").font = SECRET
+    ws.cell(row=row + 1, column=1, value=f"s : {lb.HIDDEN_TEXT['dominance']}").font = SECRET
+    ws.cell(row=row + 2, column=1, value=f"s* : {lb.HIDDEN_TEXT['secondary']}").font = SECRET
 
 
 def _table(ws: Any, start: int, names: list[str], breakdowns: list[stats.Breakdown], label: Any,
@@ -225,7 +226,10 @@ def xlsx_bytes(d: stats.Dashboard, names: lb.Names) -> bytes:
     for text in (_l("An exchange counts as attributable to the service when it was made on or after the day the "
                     "service found its match and the two firms had recorded no exchange of that family before."),
                  _l("A figure built from fewer than 3 firms is never shown, nor any figure that would let it be "
-                    "worked out by subtraction.")):
+                    "worked out by subtraction."),
+                 _l("Statistical confidentiality also covers tonnes of which one firm makes more than %(one)s or "
+                    "two firms more than %(two)s (dominance rule).", one=lb.percent(d.dominance.one),
+                    two=lb.percent(d.dominance.two))):
         ws.cell(row=row, column=1, value=str(text))
         row += 1
     _widths(ws, 30, 18)

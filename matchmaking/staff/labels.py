@@ -15,9 +15,10 @@ from ..models import Commune, MaterialFamily
 from ..services import stats
 from ..services.stats import Figure
 
-HIDDEN_MARK = {"primary": "s", "secondary": "s*"}
+HIDDEN_MARK = {"primary": "s", "dominance": "s", "secondary": "s*"}
 HIDDEN_TEXT = {
     "primary": _l("Not shown: fewer than 3 firms"),
+    "dominance": _l("Statistical confidentiality: one or two firms make most of this figure"),
     "secondary": _l("Not shown: it would let a hidden figure be worked out"),
     "na": _l("Not applicable"),
 }

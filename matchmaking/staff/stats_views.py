@@ -40,13 +40,14 @@ def view_args() -> tuple[stats.Period, stats.Filters, dict[str, Any], dict[str, 
 
 
 def _charts(d: stats.Dashboard, names: lb.Names) -> dict[str, Markup]:
-    hidden = {"primary": str(_l("fewer than 3 firms")), "secondary": str(_l("hidden to protect another figure"))}
+    hidden = {"primary": str(_l("fewer than 3 firms")), "dominance": str(_l("statistical confidentiality")),
+              "secondary": str(_l("hidden to protect another figure"))}
     top = [r for r in d.families if r["exchanged"].status != "empty"][:10]
     family_bars = charts.bars(
         [charts.Bar(names.family(r.key), r["exchanged"], hidden.get(r["exchanged"].status, "")) for r in top],
         lambda v: lb.tonnes(v) + " t", str(_l("Tonnes exchanged by material family")), pattern_id="h-fam")
     co2_rows = stats.sort_rows([r for r in d.families if (r["co2"].value or 0) > 0
-                            or r["co2"].status in ("primary", "secondary")], "co2")[:10]
+                            or r["co2"].withheld], "co2")[:10]
     co2_bars = charts.bars(
         [charts.Bar(names.family(r.key), r["co2"], hidden.get(r["co2"].status, "")) for r in co2_rows],
         lambda v: lb.tonnes(v) + " t", str(_l("CO2e avoided by material family (t CO2e)")), color=charts.BLUE,

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from ..extensions import db, db_session
 from ..models import FollowUp, Frequency, Listing, MaterialFamily, Role, Unit, utcnow
-from ..services import audit, decisions, facilitation
+from ..services import audit, decisions, facilitation, verification
 from ..services.errors import Conflict, ValidationError
 from ..web import explain
 from . import bp
@@ -231,3 +231,60 @@ def reminders() -> str:
     audit.record(db_session(), staff_user(), audit.LISTINGS_LISTED, page="reminders", listing_ids=audit.ids(due))
     db.session.commit()
     return render_template("staff/reminders.html", due=due, last_confirmed=facilitation.last_confirmed)
+
+
+# --- who is who: claims on a SIRET, firms checked by the CCMA -----------------------------------
+
+
+@bp.post("/firms/<int(max=2147483647):firm_id>/verified")
+@roles_required(FACILITATION)
+def firm_verified(firm_id: int) -> Response:
+    found = facilitation.firm(db_session(), firm_id)
+    verified = request.form.get("verified") == "on"
+    verification.set_verified(db_session(), found, staff_user(), verified)
+    db.session.commit()
+    if verified:
+        flash(_l("%(firm)s is shown as verified by the CCMA.", firm=found.name), "success")
+    else:
+        flash(_l("%(firm)s is no longer shown as verified by the CCMA.", firm=found.name), "success")
+    return redirect(url_for("staff.firm", firm_id=found.id))
+
+
+@bp.get("/claims")
+@roles_required(FACILITATION)
+def claims() -> str:
+    pending = verification.pending_claims(db_session())
+    # The page names the claimants and the firms' members: the look is audited.
+    audit.record(db_session(), staff_user(), audit.CLAIMS_LISTED, claim_ids=audit.ids(pending))
+    db.session.commit()
+    return render_template("staff/claims.html", pending=pending,
+                           decided=verification.recent_decisions(db_session()), errors={})
+
+
+@bp.post("/claims/<int(max=2147483647):claim_id>/decision")
+@roles_required(FACILITATION)
+def claim_decision(claim_id: int) -> Any:
+    claim = verification.get_claim(db_session(), claim_id)
+    decision = request.form.get("decision")
+    try:
+        if decision == "accept":
+            verification.accept_claim(db_session(), claim, staff_user())
+            message = _l("%(person)s is now a member of %(firm)s; its members are told by e-mail.",
+                         person=claim.user.name or claim.user.email, firm=claim.firm.name)
+        elif decision == "reject":
+            verification.reject_claim(db_session(), claim, staff_user(), request.form.get("note"))
+            message = _l("The request of %(person)s is declined; they are told by e-mail.",
+                         person=claim.user.name or claim.user.email)
+        else:
+            raise ValidationError({"decision": _l("Choose to accept or to decline the request.")})
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(" ".join(str(m) for m in exc.errors.values()), "error")
+        return redirect(url_for("staff.claims"))
+    except Conflict as exc:
+        db.session.rollback()
+        flash(str(exc.args[0]) if exc.args else str(_l("Not possible now")), "error")
+        return redirect(url_for("staff.claims"))
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("staff.claims"))

@@ -15,9 +15,9 @@ from werkzeug.wrappers import Response
 
 from ..extensions import db, db_session, limiter, login_manager, sign_in_address_limit
 from ..models import User, UserSession
-from ..services import accounts
+from ..services import accounts, verification
 from ..services import sign_in as guard
-from ..services.errors import ValidationError
+from ..services.errors import NotFound, ValidationError
 from . import bp
 from .common import back, commune_fields, form_page, form_values, home_url, invalid, safe_next, signed_in
 
@@ -156,23 +156,74 @@ FIRM_FIELDS = ("name", "siret", "naf_code", "postal_code", "commune", "commune_i
 USER_FIELDS = ("name", "email", "password", "password_confirm")
 
 
+def confirm_link(token: str) -> str:
+    # The configured address, never the request's Host header, which anyone can forge.
+    return str(current_app.config["BASE_URL"]).rstrip("/") + url_for("web.confirm_email", token=token)
+
+
+def _confirm_hours() -> int:
+    return int(current_app.config["EMAIL_CONFIRM_HOURS"])
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit(_register_limit, exempt_when=_not_a_submission)
 def register() -> Any:
     if request.method == "GET":
-        return render_template("auth/register.html", values={}, errors={})
+        return render_template("auth/register.html", values={}, errors={}, claimable=False)
     values = form_values()
     firm_data = commune_fields({f: request.form.get("firm_" + f, "") for f in FIRM_FIELDS})
     user_data = {f: request.form.get("user_" + f, "") for f in USER_FIELDS}
+    claim = request.form.get("claim") == "on"
     try:
-        user = accounts.register(db_session(), firm_data, user_data)
+        user = accounts.register(db_session(), firm_data, user_data, confirm_link=confirm_link,
+                                 secret_key=str(current_app.config["SECRET_KEY"]), claim=claim,
+                                 claim_message=request.form.get("claim_message", ""), hours=_confirm_hours())
     except ValidationError as exc:
         if "firm_commune_insee" in exc.errors:
             exc.errors["firm_commune"] = exc.errors.pop("firm_commune_insee")
-        return invalid("auth/register.html", exc, values)
+        return invalid("auth/register.html", exc, values, claimable=isinstance(exc, accounts.SiretTaken) or claim)
     db.session.commit()
-    flash(_l("Welcome! Your firm is registered. Declare what you give away or what you need."), "success")
+    if user.firm is None:
+        flash(_l("Your request is sent to the CCMA: a facilitator will check that you belong to this firm and "
+                 "add you to it. You will be told by e-mail."), "success")
+        flash(_l("We sent you an e-mail: open its link to confirm your address."), "info")
+        return _start(redirect(url_for("web.account")), user)
+    flash(_l("Welcome! Your firm is registered. Open the link we just e-mailed you to confirm your address: "
+             "then you can publish your listings."), "success")
     return _start(redirect(url_for("web.dashboard")), user)
+
+
+@bp.get("/account/confirm/<token>")
+def confirm_email(token: str) -> Any:
+    viewer = current_user.user if current_user.is_authenticated else None
+    try:
+        user = verification.confirm_email(db_session(), token, secret_key=str(current_app.config["SECRET_KEY"]),
+                                          viewer=viewer, hours=_confirm_hours())
+    except verification.LinkExpired:
+        db.session.rollback()
+        return render_template("auth/confirm.html", state="expired", signed_in=viewer is not None), 404
+    except NotFound:
+        db.session.rollback()
+        return render_template("auth/confirm.html", state="invalid", signed_in=viewer is not None), 404
+    db.session.commit()
+    return render_template("auth/confirm.html", state="confirmed", signed_in=viewer is not None,
+                           next_url=home_url(user) if viewer is not None else url_for("web.sign_in"))
+
+
+@bp.post("/account/confirm")
+@limiter.limit(_register_limit)
+@signed_in
+def resend_confirmation() -> Response:
+    user = current_user.user
+    if verification.is_confirmed(user):
+        flash(_l("Your e-mail address is already confirmed."), "info")
+    else:
+        verification.send_confirmation(db_session(), user, link_for=confirm_link,
+                                       secret_key=str(current_app.config["SECRET_KEY"]), hours=_confirm_hours())
+        db.session.commit()
+        flash(_l("A new confirmation e-mail is on its way to %(email)s. Open its link within %(hours)s hours.",
+                 email=user.email, hours=_confirm_hours()), "success")
+    return back(url_for("web.account"))
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -216,13 +267,13 @@ def reset_password(token: str) -> Any:
 @signed_in
 def account() -> Any:
     if request.method == "GET":
-        return form_page("auth/account.html")
+        return form_page("auth/account.html", claims=verification.claims_of(db_session(), current_user.user))
     try:
         accounts.change_password(db_session(), current_user.user, request.form.get("current_password"),
                                  request.form.get("password"), request.form.get("password_confirm"),
                                  keep_session=current_user.session_id)
     except ValidationError as exc:
-        return invalid("auth/account.html", exc, {})
+        return invalid("auth/account.html", exc, {}, claims=verification.claims_of(db_session(), current_user.user))
     db.session.commit()
     flash(_l("Your password is changed. Your other browsers are signed out."), "success")
     return back(url_for("web.account"))

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from ..extensions import db, db_session
 from ..models import Kind, Listing, ListingStatus, LowCode, Match, MatchStatus, MaterialFamily
-from ..services import imports, queries, visibility
+from ..services import imports, queries, verification, visibility
 from ..services import listings as listing_service
 from ..services.errors import ValidationError
 from . import bp
@@ -110,10 +110,14 @@ def listing_new() -> Any:
     values = form_values()
     publish = request.form.get("action") != "draft"
     try:
-        listing = listing_service.create_listing(db_session(), firm, _form_data(), publish=publish)
+        listing = listing_service.create_listing(db_session(), firm, _form_data(), publish=publish, by=user())
     except ValidationError as exc:
         db.session.rollback()
         return _form(values, exc.errors, None, 422)
+    except verification.Unconfirmed as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _form(values, {}, None, 403)
     db.session.commit()
     if publish:
         flash(_l("Your listing is published. Matching firms will appear in your matches within a few minutes."),
@@ -134,10 +138,14 @@ def listing_edit(listing_id: str) -> Any:
         return _form(_values(listing), {}, listing)
     values = form_values()
     try:
-        listing_service.update_listing(db_session(), listing, _form_data())
+        listing_service.update_listing(db_session(), listing, _form_data(), by=user())
     except ValidationError as exc:
         db.session.rollback()
         return _form(values, exc.errors, listing, 422)
+    except verification.Unconfirmed as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _form(values, {}, listing, 403)
     db.session.commit()
     flash(_l("Your listing is saved."), "success")
     return redirect(url_for("web.listing_detail", listing_id=listing.public_id))
@@ -150,7 +158,12 @@ def listing_status(listing_id: str) -> Response:
     status = STATUS_ACTIONS.get(request.form.get("action", ""))
     if status is None:
         abort(400)
-    listing_service.set_status(db_session(), listing, status)
+    try:
+        listing_service.set_status(db_session(), listing, status, by=user())
+    except verification.Unconfirmed as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("web.listing_detail", listing_id=listing.id))
     db.session.commit()
     messages = {
         ListingStatus.published: _l("Your listing is published."),
@@ -237,9 +250,14 @@ def listing_import() -> Any:
                                errors={"file": _l("Choose a CSV or XLSX file.")}), 422
     limits = imports.ImportLimits.from_config(current_app.config)
     content = upload.stream.read(limits.max_bytes + 1)
+    # Until the address is confirmed, what is imported is kept as drafts.
+    confirmed = verification.is_confirmed(user())
     report = imports.import_listings(
         db_session(), my_firm(), upload.filename, content, valid_only=values["mode"] == "valid", limits=limits,
+        publish=confirmed,
     )
+    if report.written and not confirmed:
+        flash(_l("Your listings are kept as drafts: confirm your e-mail address, then publish them."), "info")
     if report.written:
         db.session.commit()
     else:

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from ..extensions import csrf, db, db_session
 from ..services import audit, visibility
 from ..services.errors import Conflict, NotFound
+from ..services.verification import Unconfirmed
 from . import bp
 from .common import user
 
@@ -125,6 +126,11 @@ def not_allowed(exc: Exception) -> tuple[Any, int]:
 @bp.app_errorhandler(Conflict)
 def conflict(exc: Conflict) -> tuple[Any, int]:
     return _error(409, _l("Not possible now"), exc.args[0] if exc.args else "")
+
+
+@bp.app_errorhandler(Unconfirmed)
+def unconfirmed(exc: Unconfirmed) -> tuple[Any, int]:
+    return _error(403, _l("Confirm your e-mail address"), exc.message)
 
 
 @bp.app_errorhandler(CSRFError)

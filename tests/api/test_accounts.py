@@ -132,3 +132,38 @@ def test_an_idle_token_gets_401_like_a_revoked_one(api, session, make_actor) -> 
     session.commit()
     r = api.get("/api/v1/me", headers=actor.headers)
     assert r.status_code == 401 and r.content_type.startswith("application/problem+json")
+
+
+def test_a_registered_account_must_confirm_its_address_before_publishing(api, session) -> None:
+    body = api.post("/api/v1/auth/register", json=registration()).get_json()
+    headers = {"Authorization": f"Bearer {body['token']}"}
+    assert api.get("/api/v1/me", headers=headers).get_json()["email_confirmed"] is False
+    offer = {"kind": "offer", "title": "Sciure de chêne", "quantity": 3, "unit": "t", "frequency": "monthly"}
+    refused = api.post("/api/v1/listings", json=offer, headers=headers)
+    assert refused.status_code == 403
+    problem = refused.get_json()
+    assert problem["type"].endswith("email-not-confirmed") and "Confirmez d'abord votre adresse e-mail" in \
+        problem["detail"]
+    draft = api.post("/api/v1/listings", json=offer | {"status": "draft"}, headers=headers)
+    assert draft.status_code == 201
+    listing_id = draft.get_json()["id"]
+    assert api.patch(f"/api/v1/listings/{listing_id}", json={"status": "published"},
+                     headers=headers).status_code == 403
+    # The link e-mailed at registration opens the way.
+    from matchmaking.models import MailboxMessage
+
+    mail = session.scalar(select(MailboxMessage).where(MailboxMessage.to == "gerant@scierie.example.fr")
+                          .order_by(MailboxMessage.id.desc()).limit(1))
+    path = "/" + mail.text.split("/account/confirm/", 1)[1].split()[0]
+    assert api.client.get("/account/confirm" + path).status_code == 200
+    assert api.get("/api/v1/me", headers=headers).get_json()["email_confirmed"] is True
+    assert api.patch(f"/api/v1/listings/{listing_id}", json={"status": "published"},
+                     headers=headers).status_code == 200
+
+
+def test_a_siret_already_registered_points_to_the_ccma(api) -> None:
+    assert api.post("/api/v1/auth/register", json=registration()).status_code == 201
+    again = registration()
+    again["user"]["email"] = "autre@scierie.example.fr"
+    message = api.post("/api/v1/auth/register", json=again).get_json()["errors"]["firm.siret"]
+    assert message.startswith("Cette entreprise est déjà inscrite") and "CCMA" in message

@@ -164,3 +164,19 @@ def test_a_public_listing_shows_its_firm_but_not_its_contacts(api, session, make
     body = api.get(f"/api/v1/listings/{listing.public_id}", headers=buyer.headers).get_json()
     assert body["firm"]["name"] == seller.firm.name and body["firm"]["contact_email"] is None
     assert "contact@forges" not in json.dumps(body)
+
+
+def test_the_firm_says_whether_the_ccma_verified_it_but_never_on_an_anonymous_listing(
+        api, session, make_actor, busy_communes) -> None:
+    from matchmaking.models import utcnow
+
+    seller, buyer = make_actor(), make_actor()
+    named = published(session, seller.firm)
+    hidden = published(session, seller.firm, title="Copeaux", anonymous=True)
+    assert api.get(f"/api/v1/listings/{named.id}", headers=buyer.headers).get_json()["firm"]["verified"] is False
+    seller.firm.verified_at = utcnow()
+    session.commit()
+    assert api.get(f"/api/v1/listings/{named.id}", headers=buyer.headers).get_json()["firm"]["verified"] is True
+    anonymous = api.get(f"/api/v1/listings/{hidden.id}", headers=buyer.headers)
+    assert anonymous.get_json()["firm"] is None and "verified" not in anonymous.data.decode()
+    assert api.get("/api/v1/me", headers=seller.headers).get_json()["firm"]["verified"] is True

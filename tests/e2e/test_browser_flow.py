@@ -137,7 +137,7 @@ def _sign_in(page: Any, base: str, email: str, password: str) -> None:
 def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple[str, Any]) -> None:
     base, (app, sync_playwright) = server
     from matchmaking.extensions import db
-    from matchmaking.models import Listing, Match, MatchStatus
+    from matchmaking.models import Listing, MailboxMessage, Match, MatchStatus
 
     problems: list[str] = []
     with sync_playwright() as p:
@@ -171,6 +171,18 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
         page.get_by_role("button", name="M’inscrire").click()
         page.wait_for_url(re.compile(r".*/my$"))
         assert "Patins du Maine" in page.content()
+
+        # The banner asks to confirm the address; the link e-mailed (kept in the local mailbox) does it.
+        assert "Confirmez votre adresse e-mail" in page.content()
+        _shoot(page, "confirm-banner-375")
+        with app.app_context():
+            mail = db.session.scalar(select(MailboxMessage).where(MailboxMessage.to == BUYER_EMAIL))
+            path = "/account/confirm/" + mail.text.split("/account/confirm/", 1)[1].split()[0]
+        page.goto(base + path)
+        assert "Votre adresse e-mail est confirmée" in page.content()
+        page.get_by_role("link", name="Continuer").click()
+        page.wait_for_url(re.compile(r".*/my$"))
+        assert "Confirmez votre adresse e-mail" not in page.content()
 
         # Declaring the need: the title brings waste codes and a family, one is picked.
         page.get_by_role("link", name="Je cherche une matière").click()

@@ -159,3 +159,37 @@ def test_a_buyer_that_names_its_material_is_not_read_through_what_it_makes() -> 
     from_pallets, expl = score_pair(pallets, pads)
     assert next(c.raw for c in expl.components if c.name == "material") == 0.0
     assert score_pair(tyres, pads)[0] > 1.5 * from_pallets
+
+
+def _route(o: Listing, n: Listing) -> float:
+    return next(c.raw for c in score_pair(o, n)[1].components if c.name == "route")
+
+
+def test_an_offers_title_names_where_it_comes_from_not_where_it_goes() -> None:
+    # "agricoles" says whose tyres these are; a description or a purpose that names a use opens it.
+    compost = need(title="Fumier composté", description="fumier pour amendement maraîchage", sector_naf="01.13Z")
+    assert _route(offer(title="Pneus agricoles usagés", description="pneus de tracteurs"), compost) == 0.0
+    assert _route(offer(title="Pneus agricoles usagés", description="pour amendement des sols"), compost) > 0.0
+    assert _route(offer(title="Fumier de bovins pour épandage"), compost) > 0.0
+
+
+def test_a_feed_material_for_animals_asks_for_feed_not_any_use_on_a_farm() -> None:
+    # Bread "pour les porcs" is feed: sawdust, which a farm takes as litter, is no answer, and the
+    # law says so; bones are animal by-products, never fed to pigs as they are.
+    bread = need(title="Pain sec / invendus boulangerie", description="pain sec pour les porcs", sector_naf="01.46Z")
+    sawdust_score, sawdust = score_pair(offer(title="Sciure + copeaux", sector_naf="16.10A"), bread)
+    assert sawdust_score == 0.0 and "non_feed_families_to_feed" in {v["rule"] for v in sawdust.to_dict()["vetoes"]}
+    bones_score, _ = score_pair(offer(title="Os et carcasses C3", low_code="02 02 02"), bread)
+    assert bones_score == 0.0
+    assert score_pair(offer(title="Pain invendu", description="pain de la veille"), bread)[0] > 0.3
+
+
+def test_reuse_and_routes_count_most_for_the_material_a_need_names() -> None:
+    pallets = offer(title="Palettes bois perdues", description="palettes légères", low_code="15 01 03")
+    broken = need(title="Palettes cassées", description="palettes à réparer", sector_naf="16.24Z")
+    plywood = need(title="Contreplaqué de réemploi", description="panneaux > 1 m2", sector_naf="43.32A")
+    assert _route(pallets, plywood) < 0.5 * _route(pallets, broken)
+    # Another family's route to the use a need names counts less than its own family's.
+    grounds = need(title="Marc de café", description="pour compost de champignonnière", sector_naf="01.13Z")
+    slurry = _route(offer(title="Lisier de porc", low_code="02 01 06"), grounds)
+    assert 0.0 < slurry < 0.6 * _route(offer(title="Marc de café usagé", sector_naf="56.30Z"), grounds)

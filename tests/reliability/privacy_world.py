@@ -26,6 +26,7 @@ from matchmaking.models import (
     Exchange,
     FacilitationNote,
     Firm,
+    FirmClaim,
     Listing,
     MailboxMessage,
     Match,
@@ -40,7 +41,17 @@ from matchmaking.models import (
     WebhookEndpoint,
     utcnow,
 )
-from matchmaking.services import accounts, firms, listings, matching, preferences, sites, tokens, users
+from matchmaking.services import (
+    accounts,
+    firms,
+    listings,
+    matching,
+    preferences,
+    sites,
+    tokens,
+    users,
+    verification,
+)
 from tests.factories import luhn_siret
 
 PASSWORD = "correct horse battery"
@@ -51,7 +62,7 @@ TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 # Every row a test may leave behind, children first.
 ROW_MODELS: tuple[type[Base], ...] = (
     MailboxMessage, Notification, FacilitationNote, Exchange, Match, OutboxEvent, AuditLog, ApiToken,
-    UserSession, PasswordReset, WebhookEndpoint, Listing, User, Site, Firm,
+    UserSession, PasswordReset, WebhookEndpoint, Listing, FirmClaim, User, Site, Firm,
 )
 
 
@@ -95,6 +106,7 @@ class Territory:
     tokens: dict[str, str] = field(default_factory=dict)
     reset_token: str = ""
     unsubscribe_token: str = ""
+    confirm_token: str = ""
 
 
 def build(app: Any) -> Territory:
@@ -104,7 +116,8 @@ def build(app: Any) -> Territory:
     listing A: A's published, anonymous, priced offer;  listing B: B's draft offer;
     match A: A's offer × C's need, accepted by both;  match B: C's offer × B's need, nobody acted;
     site A / site B: each firm's second site (not its main one, no listing on it);
-    firm A / firm B: the firms themselves (CCMA pages).
+    firm A / firm B: the firms themselves (CCMA pages);
+    claim A / claim B: someone without a firm asking the CCMA to join firm A / firm B.
     """
     world = Territory()
     with app.test_request_context():
@@ -141,10 +154,13 @@ def build(app: Any) -> Territory:
                         need_decision=Decision.accepted, status=MatchStatus.accepted, accepted_at=now)
         match_b = Match(offer=offer_c, need=need_b, score=0.7, distance_km=20.0, explanation={"distance_km": 20.0})
         session.add_all([match_a, match_b])
+        claim_a = verification.file_claim(session, add_user(session, "x@claims.example.fr", name="Xavier"), firm_a)
+        claim_b = verification.file_claim(session, add_user(session, "y@claims.example.fr", name="Yasmine"), firm_b)
         session.flush()
         world.ids = {
             "listing A": listing_a.id, "listing B": listing_b.id, "match A": match_a.id, "match B": match_b.id,
             "site A": site_a.id, "site B": site_b.id, "firm A": firm_a.id, "firm B": firm_b.id,
+            "claim A": claim_a.id, "claim B": claim_b.id,
         }
         world.public_ids = {"listing A": listing_a.public_id, "listing B": listing_b.public_id,
                             "match A": match_a.public_id, "match B": match_b.public_id}
@@ -157,6 +173,7 @@ def build(app: Any) -> Territory:
         session.add(PasswordReset(user=people["member_a"], token_hash=accounts.digest(world.reset_token),
                                   created_at=now, expires_at=now + timedelta(hours=2)))
         world.unsubscribe_token = preferences.unsubscribe_token(people["member_a"], app.config["SECRET_KEY"])
+        world.confirm_token = verification.confirmation_token(people["member_a"], app.config["SECRET_KEY"])
         session.commit()
         limiter.reset()
     return world

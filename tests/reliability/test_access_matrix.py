@@ -75,6 +75,8 @@ def path_for(rule: str, case: str, world: Territory) -> str:
         if name == "token":
             if case == "forged":
                 return "forged-" + "x" * 30
+            if rule.startswith("/account/confirm/"):
+                return world.confirm_token
             return world.reset_token if rule.startswith("/password/") else world.unsubscribe_token
         kind = name.removesuffix("_id")
         if converter == "public_id":  # the firms' pages and the API: by public id; CCMA pages: by number
@@ -124,6 +126,8 @@ def web_form(rule: str, world: Territory) -> dict[str, Any]:
         "/staff/matches/<int(max=2147483647):match_id>/follow-up": {"follow_up": "contacted"},
         "/staff/matches/<int(max=2147483647):match_id>/introduce": {"message": "Je vous présente l'un à l'autre."},
         "/staff/matches/<int(max=2147483647):match_id>/notes": {"text": "Appel prévu jeudi."},
+        "/staff/firms/<int(max=2147483647):firm_id>/verified": {"verified": "on"},
+        "/staff/claims/<int(max=2147483647):claim_id>/decision": {"decision": "accept"},
     }
     return dict(forms.get(rule, {}))
 

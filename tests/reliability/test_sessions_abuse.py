@@ -473,6 +473,9 @@ AUDITED = {
     ("GET", "/staff/queue"): "matches.listed",
     ("GET", "/staff/follow-up"): "matches.listed",
     ("GET", "/staff/reminders"): "listings.listed",
+    ("GET", "/staff/claims"): "claims.listed",
+    ("POST", "/staff/claims/<int(max=2147483647):claim_id>/decision"): "firm.claim_accepted",
+    ("POST", "/staff/firms/<int(max=2147483647):firm_id>/verified"): "firm.verified",
     ("GET", "/staff/stats/export.csv"): "stats.exported",
     ("GET", "/staff/stats/export.xlsx"): "stats.exported",
 }
@@ -494,7 +497,8 @@ def test_every_staff_route_is_audited_or_declared_free_of_confidential_data(app)
 def _staff_request(client: Any, method: str, rule: str, world: Territory) -> Any:
     path = (rule.replace("<int(max=2147483647):match_id>", str(world.ids["match B"]))
             .replace("<int(max=2147483647):firm_id>", str(world.ids["firm A"]))
-            .replace("<int(max=2147483647):listing_id>", str(world.ids["listing A"])))
+            .replace("<int(max=2147483647):listing_id>", str(world.ids["listing A"]))
+            .replace("<int(max=2147483647):claim_id>", str(world.ids["claim B"])))
     if method == "GET":
         return client.get(path)
     forms = {
@@ -503,6 +507,8 @@ def _staff_request(client: Any, method: str, rule: str, world: Territory) -> Any
                 "publish": "on"},
         "introduce": {"message": "Je vous présente l'un à l'autre."},
         "follow-up": {"follow_up": "contacted"},
+        "verified": {"verified": "on"},
+        "decision": {"decision": "accept"},
     }
     data = forms[path.rsplit("/", 1)[1]] | {"csrf_token": csrf_token(client)}
     return client.post(path, data=data)

@@ -68,6 +68,7 @@ def test_the_summary_gives_the_page_figures_and_withholds_the_same_cells(demo_ap
         api_figure = rows[row.key]["tonnes_exchanged"]
         if row["exchanged"].value is None:
             assert api_figure == {"value": None, "reason": {"primary": "fewer_than_3_firms",
+                                                            "dominance": "dominated_by_one_or_two_firms",
                                                             "secondary": "protects_another_figure"}[
                 row["exchanged"].status]}
         else:

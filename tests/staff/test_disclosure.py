@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from matchmaking.extensions import db
@@ -283,9 +284,13 @@ class Board:
                         if status == "shown":
                             assert value == pytest.approx(total, rel=1e-6, abs=1e-6), (group, sorted(ids)[:8])
                     shown.append(ids)
-                if statuses & {"primary", "secondary"}:
+                if "shown" in statuses and group in MAGNITUDES:
+                    assert not dominated([records[i] for i in ids]), (group, sorted(ids)[:8])
+                if statuses & {"primary", "dominance", "secondary"}:
                     if "primary" in statuses:
                         assert len(firms) < stats.MIN_FIRMS, (group, len(firms))
+                    if "dominance" in statuses:
+                        assert group in MAGNITUDES and dominated([records[i] for i in ids]), (group, sorted(ids)[:8])
                     hidden.append(ids)
             recoverable = _in_span(shown, hidden, list(records))
             assert not recoverable, (
@@ -293,6 +298,30 @@ class Board:
                 f"e.g. records {sorted(recoverable[0])[:10]}")
             report[group] = (len(shown), len(hidden))
         return report
+
+
+MAGNITUDES = ("offered", "matched", "exchanged")  # tonnes: the dominance rule applies
+
+
+def dominated(records: list[Rec], one: float | None = None, two: float | None = None) -> bool:
+    """This file's own reading of the (n, k) dominance rule: a firm's part is the tonnes of the
+    records it takes part in; a pair's, of the records either takes part in. The thresholds are the
+    application's settings unless given."""
+    settings = current_app.config
+    one = settings.get("STATS_DOMINANCE_ONE", 0.85) if one is None else one
+    two = settings.get("STATS_DOMINANCE_TWO", 0.90) if two is None else two
+    total = sum(r.value for r in records)
+    if total <= 0:
+        return False
+    firms = sorted(frozenset().union(*(r.firms for r in records)))
+    part = {f: sum(r.value for r in records if f in r.firms) for f in firms}
+    if max(part.values()) > one * total:
+        return True
+    shared: dict[tuple[int, int], float] = defaultdict(float)
+    for r in records:
+        for a, b in itertools.combinations(sorted(r.firms), 2):
+            shared[(a, b)] += r.value
+    return any(part[a] + part[b] - shared[(a, b)] > two * total for a, b in itertools.combinations(firms, 2))
 
 
 def _in_span(shown: list[frozenset[int]], hidden: list[frozenset[int]], ids: list[int]) -> list[frozenset[int]]:
@@ -406,7 +435,15 @@ def _small_territory(session: Any) -> None:
     stats._cache.clear()
 
 
-def test_a_lone_pair_cannot_be_recovered_from_totals_in_a_small_territory(session: Any) -> None:
+@pytest.fixture()
+def count_rule_only(session: Any, monkeypatch: Any) -> None:
+    """The rule of 3 firms alone: the small territory's wood is one sawmill's, which the dominance
+    rule would withhold too (tests/staff/test_dominance.py)."""
+    monkeypatch.setitem(current_app.config, "STATS_DOMINANCE_ONE", 1.0)
+    monkeypatch.setitem(current_app.config, "STATS_DOMINANCE_TWO", 1.0)
+
+
+def test_a_lone_pair_cannot_be_recovered_from_totals_in_a_small_territory(session: Any, count_rule_only: None) -> None:
     """The cardboard tonnes are withheld (2 firms); the total and the wood row cannot both be shown,
     or their difference would give the cardboard away."""
     _small_territory(session)
@@ -421,7 +458,8 @@ def test_a_lone_pair_cannot_be_recovered_from_totals_in_a_small_territory(sessio
     assert report["exchanged"][1] > 0
 
 
-def test_the_attack_finds_the_leak_of_primary_suppression_alone(session: Any, monkeypatch: Any) -> None:
+def test_the_attack_finds_the_leak_of_primary_suppression_alone(session: Any, monkeypatch: Any,
+                                                              count_rule_only: None) -> None:
     """The check has teeth: withholding only the figures of fewer than 3 firms (no complementary
     suppression) lets the attack recover the cardboard flow from the total minus the wood."""
     _small_territory(session)

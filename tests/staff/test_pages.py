@@ -97,7 +97,7 @@ def test_the_demo_dashboard_and_its_exports_withhold_the_same_figures(demo_clien
     csv_text = demo_client.get("/staff/stats/export.csv").get_data(as_text=True).lstrip("\ufeff")
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert {"summary", "funnel", "family", "commune", "naf_section", "month", "ewc_stat"} <= {r["table"] for r in rows}
-    withheld = [r for r in rows if r["status"] in ("primary", "secondary")]
+    withheld = [r for r in rows if r["status"] in ("primary", "dominance", "secondary")]
     assert withheld and all(r["value"] == "" and r["reason"] for r in withheld)
     shown = {(r["table"], r["key"], r["measure"]): r for r in rows if r["status"] == "shown"}
     assert float(shown[("summary", "exchanged", "exchanged")]["value"]) > 0
