@@ -56,7 +56,7 @@ def test_models_and_migrations_agree(app) -> None:
 
 
 def test_public_ids_are_given_to_the_listings_and_matches_already_there(database_url: str, tmp_path) -> None:
-    """0006 fills public_id for existing rows (random, distinct, 16 characters, then required)
+    """0007 fills public_id for existing rows (random, distinct, 16 characters, then required)
     and keeps every row: rebuilding `listing` on SQLite would have cascaded into its matches."""
     if database_url.startswith("sqlite"):
         engine = create_engine("sqlite:///" + str(tmp_path / "public_ids.sqlite3"))
@@ -72,7 +72,7 @@ def test_public_ids_are_given_to_the_listings_and_matches_already_there(database
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         engine = create_engine(server.set(database=name))
     try:
-        migrate.upgrade(engine, "0005")
+        migrate.upgrade(engine, "0006")
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO commune (insee, name, postal_codes, lat, lon, department, ccma) "
                               "VALUES ('53271', 'Villaines-la-Juhel', '53700', 48.34, -0.29, '53', true)"))
@@ -97,7 +97,7 @@ def test_public_ids_are_given_to_the_listings_and_matches_already_there(database
                 ids = [row[0] for row in conn.execute(text(f"SELECT public_id FROM {table} ORDER BY id"))]
                 assert len(ids) == len(set(ids)) == count and all(len(i) == 16 and i.isalnum() for i in ids)
         assert {c["name"]: c["nullable"] for c in inspect(engine).get_columns("listing")}["public_id"] is False
-        migrate.downgrade(engine, "0005")
+        migrate.downgrade(engine, "0006")
         assert "public_id" not in {c["name"] for c in inspect(engine).get_columns("match")}
         with engine.connect() as conn:  # no table rebuilt, so no cascade emptied one
             assert conn.execute(text("SELECT count(*) FROM match")).scalar() == 2

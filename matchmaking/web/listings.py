@@ -163,7 +163,7 @@ def listing_status(listing_id: str) -> Response:
     except verification.Unconfirmed as exc:
         db.session.rollback()
         flash(exc.message, "error")
-        return redirect(url_for("web.listing_detail", listing_id=listing.id))
+        return redirect(url_for("web.listing_detail", listing_id=listing.public_id))
     db.session.commit()
     messages = {
         ListingStatus.published: _l("Your listing is published."),

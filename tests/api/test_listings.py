@@ -173,10 +173,10 @@ def test_the_firm_says_whether_the_ccma_verified_it_but_never_on_an_anonymous_li
     seller, buyer = make_actor(), make_actor()
     named = published(session, seller.firm)
     hidden = published(session, seller.firm, title="Copeaux", anonymous=True)
-    assert api.get(f"/api/v1/listings/{named.id}", headers=buyer.headers).get_json()["firm"]["verified"] is False
+    assert api.get(f"/api/v1/listings/{named.public_id}", headers=buyer.headers).get_json()["firm"]["verified"] is False
     seller.firm.verified_at = utcnow()
     session.commit()
-    assert api.get(f"/api/v1/listings/{named.id}", headers=buyer.headers).get_json()["firm"]["verified"] is True
-    anonymous = api.get(f"/api/v1/listings/{hidden.id}", headers=buyer.headers)
+    assert api.get(f"/api/v1/listings/{named.public_id}", headers=buyer.headers).get_json()["firm"]["verified"] is True
+    anonymous = api.get(f"/api/v1/listings/{hidden.public_id}", headers=buyer.headers)
     assert anonymous.get_json()["firm"] is None and "verified" not in anonymous.data.decode()
     assert api.get("/api/v1/me", headers=seller.headers).get_json()["firm"]["verified"] is True

@@ -269,7 +269,7 @@ def test_a_buyer_finds_the_inner_tubes_and_both_firms_get_in_touch(server: tuple
     assert not problems, problems
 
 
-def _screenshots(browser: Any, base: str, buyer_ctx: Any, need_id: int) -> None:
+def _screenshots(browser: Any, base: str, buyer_ctx: Any, need_id: str) -> None:
     """The main pages at 375 px and at desktop width, signed in as the buyer."""
     state = buyer_ctx.storage_state()
     search = "/search?q=chambres+%C3%A0+air&kind=offer&radius_km=50"

@@ -90,7 +90,8 @@ def test_a_new_account_is_unconfirmed_cannot_publish_and_is_told_what_to_do(clie
     assert draft.status_code == 302
     listing = session.scalar(select(Listing).where(Listing.firm_id == user.firm_id))
     assert listing.status is ListingStatus.draft
-    post(client, f"/listings/{listing.id}/status", {"action": "publish"}, form_url=f"/listings/{listing.id}")
+    post(client, f"/listings/{listing.public_id}/status", {"action": "publish"},
+         form_url=f"/listings/{listing.public_id}")
     session.expire_all()
     assert session.get(Listing, listing.id).status is ListingStatus.draft
 
@@ -287,7 +288,7 @@ def test_a_firm_marked_verified_shows_the_mark_except_on_its_anonymous_listings(
     staff = make_user(session, None, role="facilitator", email="anim@ccma.example.fr")
     session.commit()
     sign_in(client, viewer)
-    assert "vérifiée par la CCMA" not in text(client.get(f"/listings/{named.id}"))
+    assert "vérifiée par la CCMA" not in text(client.get(f"/listings/{named.public_id}"))
 
     desk = app.test_client()
     sign_in(desk, staff)
@@ -295,15 +296,15 @@ def test_a_firm_marked_verified_shows_the_mark_except_on_its_anonymous_listings(
     assert response.status_code == 302
     assert session.scalar(select(AuditLog).where(AuditLog.action == verification.FIRM_VERIFIED,
                                                  AuditLog.target_id == firm.id)).actor_id == staff.id
-    page = text(client.get(f"/listings/{named.id}"))
+    page = text(client.get(f"/listings/{named.public_id}"))
     assert "Fonderie Alpha" in page and "vérifiée par la CCMA" in page
-    anonymous = text(client.get(f"/listings/{hidden.id}"))
+    anonymous = text(client.get(f"/listings/{hidden.public_id}"))
     assert "Fonderie Alpha" not in anonymous and "vérifiée par la CCMA" not in anonymous
     index = text(client.get("/"))
     assert index.count("vérifiée par la CCMA") == 1  # the named listing only
 
     post(desk, f"/staff/firms/{firm.id}/verified", {}, form_url=f"/staff/firms/{firm.id}")
-    assert "vérifiée par la CCMA" not in text(client.get(f"/listings/{named.id}"))
+    assert "vérifiée par la CCMA" not in text(client.get(f"/listings/{named.public_id}"))
     assert session.scalar(select(AuditLog).where(AuditLog.action == verification.FIRM_UNVERIFIED)) is not None
 
 

@@ -4,8 +4,8 @@ The integer ids are consecutive and follow creation order: listings made togethe
 ids, so an anonymous listing between two named ones of the same firm was as good as named. URLs,
 the API, e-mails and webhooks now use `public_id` (16 random characters); existing rows get one here.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-08 00:30:00
 """
 
@@ -14,8 +14,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
