@@ -101,6 +101,44 @@ def import_dump(path: str, replace: bool) -> None:
     click.echo(f"{summary.total} rows of {len(summary.rows)} tables restored (schema revision {summary.revision})")
 
 
+@main.command("import-listings")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--firm-siret", required=True, help="The firm whose listings these are.")
+@click.option("--valid-only", is_flag=True, help="Write the valid lines even when others have problems.")
+@with_appcontext
+def import_listings_command(path: str, firm_siret: str, valid_only: bool) -> None:
+    """Import a firm's listings from a CSV or XLSX file, within the limits of the import page."""
+    from pathlib import Path
+
+    from flask import current_app
+    from sqlalchemy import select
+
+    from .models import Firm
+    from .services import imports
+
+    firm = db.session.scalar(select(Firm).where(Firm.siret == firm_siret))
+    if firm is None:
+        raise click.UsageError(f"no firm with SIRET {firm_siret}")
+    limits = imports.ImportLimits.from_config(current_app.config)
+    with Path(path).open("rb") as handle:
+        content = handle.read(limits.max_bytes + 1)
+    report = imports.import_listings(db_session(), firm, Path(path).name, content, valid_only=valid_only,
+                                     limits=limits)
+    if report.written:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    for message in report.file_errors:
+        click.echo(str(message), err=True)
+    for error in report.row_errors[:50]:
+        click.echo(f"{error.line}\t{error.column}\t{error.message}", err=True)
+    for message in report.warnings:
+        click.echo(str(message), err=True)
+    click.echo(f"{report.created} created, {report.updated} updated, {report.skipped} left out")
+    if not report.written:
+        sys.exit(2)
+
+
 @main.group("users")
 def users() -> None:
     """User accounts."""

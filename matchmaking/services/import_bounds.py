@@ -54,6 +54,9 @@ class ImportLimits:
     max_sheets: int = 100
     max_shared_strings: int = 200_000
     max_row_elements: int = 10_000  # XML elements in one row: cells, values, runs of rich text
+    # Run by a worker: files above this size (once unpacked, for a workbook) ...
+    inline_bytes: int = 256 * 1024
+    max_seconds: int = 240  # ... and stopped past this time, before the task's own limit
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ImportLimits:
