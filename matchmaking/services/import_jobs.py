@@ -1,21 +1,36 @@
-"""Bulk imports run by a worker: the request stores the file and returns, the page follows the job.
+"""Bulk imports: the one place that decides whether a file is read now or by a worker.
 
-A small file is still imported during the request (its report comes at once); a larger one
-becomes an ImportJob and an outbox event in the same transaction, so the import starts once the
-request has committed, whatever the broker does meanwhile. The worker reads the file within the
-same ImportLimits, tells the job's stage as it goes, and stores the report in the language of the
-person who sent the file. A job is tried once: a worker that died or ran out of time leaves it
-failed, with nothing written, and the firm sends the file again.
+`start()` is what the import page and `matchmaking import-listings` call. A small file (up to
+ImportLimits.inline_bytes, unpacked for a workbook, and inline_rows lines) is imported at once and
+its report comes with the answer; it is stopped and handed to a worker if it still takes longer
+than inline_seconds, so no import ever holds a web request near the server's timeout. Every
+other file becomes an ImportJob and an outbox event in the same transaction, so the import starts
+once the caller has committed, whatever the broker does meanwhile.
+
+Small files stay in the request even when a worker is running: the firm gets its report without
+a waiting page, and a site run without a worker (`matchmaking run --no-worker`) still imports
+them; what a request may cost is bounded by the limits above, not by where the broker is.
+
+The worker reads the file within the same ImportLimits, tells the job's stage as it goes, and
+stores the report in the language of the person who sent the file. It is bounded three ways: the
+import stops itself past max_seconds, Celery's soft and hard time limits stop a step that hangs,
+and the process may not grow past max_memory_bytes more address space while it imports. A job is
+tried once: one that ran out of time or memory, or whose worker died, ends failed with nothing
+written and a message saying so, and the firm sends the file again (or splits it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, has_app_context
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -24,23 +39,63 @@ from sqlalchemy.orm import Session
 
 from ..models import Firm, ImportJob, ImportStatus, OutboxEvent, User, utcnow
 from . import outbox
-from .import_bounds import FileProblem, ImportLimits, check_archive
-from .imports import ImportReport, import_listings
+from .import_bounds import FileProblem, ImportLimits, check_archive, check_workbook, choose_sheet, number
+from .imports import ImportReport, fold, import_listings
+
+try:
+    import resource
+except ImportError:  # not on this system (Windows): the time limits still hold
+    resource = None  # type: ignore[assignment]
 
 EVENT = "import.run"
 MAX_STORED_ROW_ERRORS = 1000  # the page shows as many, and says how many more there were
+log = logging.getLogger(__name__)
+
+
+def limits_from(config: Any | None = None) -> ImportLimits:
+    """The limits of the running application (its IMPORT_* settings), else the defaults."""
+    if config is None and has_app_context():
+        config = current_app.config
+    return ImportLimits.from_config(config) if config is not None else ImportLimits()
 
 
 def runs_in_worker(content: bytes, limits: ImportLimits) -> bool:
-    """Whether reading this file may take longer than a request should: its size, unpacked for a workbook."""
-    size = len(content)
+    """Whether this file is read by a worker: more than inline_rows lines, or inline_bytes (unpacked)."""
     if content.startswith(b"PK\x03\x04") and zipfile.is_zipfile(io.BytesIO(content)):
         try:
             with check_archive(content, limits) as archive:
                 size = sum(member.file_size for member in archive.infolist())
+            if size > limits.inline_bytes:
+                return True
+            # Small once unpacked: counting its lines costs a few milliseconds.
+            sheets = check_workbook(content, limits, fold).sheets
         except FileProblem:
             return False  # refused at once by the checks, during the request
-    return size > limits.inline_bytes
+        name = choose_sheet(list(sheets), fold)
+        lines = sheets[name].last_row if name is not None else 0
+        return lines - 1 > limits.inline_rows
+    if len(content) > limits.inline_bytes:
+        return True
+    return content.count(b"\n") - 1 > limits.inline_rows
+
+
+def start(session: Session, firm: Firm, user: User | None, filename: str, content: bytes, *,
+          valid_only: bool, locale: str, limits: ImportLimits | None = None) -> ImportReport | ImportJob:
+    """Import a file now and return its report, or queue it for a worker and return the job.
+
+    With a report, the caller commits when `report.written` and rolls back otherwise; with a job,
+    the caller commits (the worker starts after that).
+    """
+    limits = limits or limits_from()
+    if len(content) <= limits.max_bytes and runs_in_worker(content, limits):
+        return submit(session, firm, user, filename, content, valid_only=valid_only, locale=locale)
+    report = import_listings(session, firm, filename, content, valid_only=valid_only, limits=limits,
+                             deadline=time.monotonic() + limits.inline_seconds)
+    if report.out_of_time:
+        # Slower than a request should be (a busy database): nothing was written, a worker takes it.
+        session.rollback()
+        return submit(session, firm, user, filename, content, valid_only=valid_only, locale=locale)
+    return report
 
 
 def submit(session: Session, firm: Firm, user: User | None, filename: str, content: bytes, *,
@@ -66,6 +121,42 @@ def _tell(session: Session, job_id: int, **values: Any) -> None:
         connection.execute(update(ImportJob).where(ImportJob.id == job_id).values(**values))
 
 
+def _address_space() -> int | None:
+    """This process's virtual memory size in bytes (Linux), None where it cannot be read."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def memory_limit(extra_bytes: int) -> Iterator[None]:
+    """Let the process grow by at most `extra_bytes` of address space meanwhile (MemoryError past it).
+
+    The limit is the process's: in a prefork or solo worker that is this task alone. The previous
+    limit comes back afterwards.
+    """
+    current = _address_space() if resource is not None and extra_bytes > 0 else None
+    if current is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = current + extra_bytes
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY:
+        wanted = min(wanted, soft)
+    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run(session: Session, event: OutboxEvent, limits: ImportLimits | None = None) -> str | None:
     """The outbox handler: read the file, write the listings or nothing, keep the report."""
     job_id = int(event.payload["job_id"])
@@ -81,8 +172,7 @@ def run(session: Session, event: OutboxEvent, limits: ImportLimits | None = None
     if firm is None or job.content is None:
         _finish(job, ImportStatus.failed, stopped_report(job))
         return "firm or file gone"
-    if limits is None:
-        limits = ImportLimits.from_config(current_app.config) if has_app_context() else ImportLimits()
+    limits = limits or limits_from()
     content, filename, valid_only, locale = job.content, job.filename, job.valid_only, job.locale
     started = utcnow()
     _tell(session, job_id, status=ImportStatus.running, stage="reading", started_at=started)
@@ -91,8 +181,28 @@ def run(session: Session, event: OutboxEvent, limits: ImportLimits | None = None
         if stage != "writing" or done == 0:  # nothing is written before the first listing
             _tell(session, job_id, stage=stage, rows_done=done, rows_total=total)
 
-    report = import_listings(session, firm, filename, content, valid_only=valid_only, limits=limits,
-                             progress=progress, deadline=time.monotonic() + limits.max_seconds)
+    stopped: Any = None
+    try:
+        with memory_limit(limits.max_memory_bytes):
+            report = import_listings(session, firm, filename, content, valid_only=valid_only, limits=limits,
+                                     progress=progress, deadline=time.monotonic() + limits.max_seconds)
+    except MemoryError:
+        stopped = _l("The import needed more than %(mb)s MB of memory and was stopped: nothing was written. "
+                     "Split the file into smaller ones.", mb=number(limits.max_memory_bytes // (1024 * 1024)))
+    except SoftTimeLimitExceeded:
+        stopped = _l("The import took more than %(s)s seconds and was stopped: nothing was written. Split the file "
+                     "into smaller ones.", s=number(limits.max_seconds))
+    del content
+    if stopped is not None:
+        session.rollback()
+        log.warning("import job %s stopped: %s", job_id, str(stopped))
+        job = session.get(ImportJob, job_id, populate_existing=True)
+        if job is None:
+            return "job gone"
+        with force_locale(locale):
+            _finish(job, ImportStatus.failed, stopped_report(job, stopped))
+        job.started_at = started
+        return "stopped: out of memory or time"
     if not report.written:
         session.rollback()  # whatever was flushed before a stop; the claim is already committed
     with force_locale(locale):
@@ -101,7 +211,7 @@ def run(session: Session, event: OutboxEvent, limits: ImportLimits | None = None
     if job is None:
         return "job gone"
     job.started_at = started
-    _finish(job, ImportStatus.done, stored)
+    _finish(job, ImportStatus.failed if report.out_of_time else ImportStatus.done, stored)
     return f"created {report.created}, updated {report.updated}, skipped {report.skipped}"
 
 
@@ -113,10 +223,11 @@ def _finish(job: ImportJob, status: ImportStatus, report: dict[str, Any]) -> Non
     job.finished_at = utcnow()
 
 
-def stopped_report(job: ImportJob) -> dict[str, Any]:
+def stopped_report(job: ImportJob, reason: Any = None) -> dict[str, Any]:
     with force_locale(job.locale):
-        message = str(_l("The import stopped before its end (the server was interrupted or the file took too "
-                         "long): nothing was written. Send the file again, or split it into smaller ones."))
+        message = str(reason or _l("The import stopped before its end (the server was interrupted or the file took "
+                                   "too long): nothing was written. Send the file again, or split it into smaller "
+                                   "ones."))
     return {"filename": job.filename, "rows": 0, "created": 0, "updated": 0, "skipped": 0, "written": False,
             "file_errors": [message], "warnings": [], "row_errors": [], "more_row_errors": 0, "bad_lines": 0}
 

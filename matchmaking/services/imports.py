@@ -111,6 +111,7 @@ class ImportReport:
     updated: int = 0
     skipped: int = 0  # bad rows left out when only valid rows are imported
     written: bool = False
+    out_of_time: bool = False  # stopped at its deadline, nothing written
     headers: dict[str, str] = field(default_factory=dict)  # field → the header as written in the file
 
     @property
@@ -339,6 +340,7 @@ def import_listings(
     except FileProblem as exc:
         report.file_errors.append(exc.message)
     except _OutOfTime:
+        report.out_of_time = True
         report.row_errors.clear()
         report.created = report.updated = report.skipped = 0
         report.written = False

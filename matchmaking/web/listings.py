@@ -234,17 +234,15 @@ def listing_import() -> Any:
     if upload is None or not upload.filename:
         return render_template("listings/import.html", report=None, values=values,
                                errors={"file": _l("Choose a CSV or XLSX file.")}), 422
-    limits = imports.ImportLimits.from_config(current_app.config)
+    limits = import_jobs.limits_from(current_app.config)
     content = upload.stream.read(limits.max_bytes + 1)
-    if len(content) <= limits.max_bytes and import_jobs.runs_in_worker(content, limits):
-        # A large file is read by a worker: the request ends now and the page follows the job.
-        job = import_jobs.submit(db_session(), my_firm(), user(), upload.filename, content,
-                                 valid_only=values["mode"] == "valid", locale=str(get_locale() or "fr"))
+    outcome = import_jobs.start(db_session(), my_firm(), user(), upload.filename, content,
+                                valid_only=values["mode"] == "valid", locale=str(get_locale() or "fr"), limits=limits)
+    if isinstance(outcome, ImportJob):
+        # Read by a worker: the request ends now and the page follows the job.
         db.session.commit()
-        return redirect(url_for("web.listing_import_job", job_id=job.id), 303)
-    report = imports.import_listings(
-        db_session(), my_firm(), upload.filename, content, valid_only=values["mode"] == "valid", limits=limits,
-    )
+        return redirect(url_for("web.listing_import_job", job_id=outcome.id), 303)
+    report = outcome
     if report.written:
         db.session.commit()
     else:

@@ -26,6 +26,8 @@ from matchmaking.models import (
     Exchange,
     FacilitationNote,
     Firm,
+    ImportJob,
+    ImportStatus,
     Listing,
     MailboxMessage,
     Match,
@@ -51,7 +53,7 @@ TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 # Every row a test may leave behind, children first.
 ROW_MODELS: tuple[type[Base], ...] = (
     MailboxMessage, Notification, FacilitationNote, Exchange, Match, OutboxEvent, AuditLog, ApiToken,
-    UserSession, PasswordReset, WebhookEndpoint, Listing, User, Site, Firm,
+    UserSession, PasswordReset, WebhookEndpoint, ImportJob, Listing, User, Site, Firm,
 )
 
 
@@ -103,7 +105,8 @@ def build(app: Any) -> Territory:
     listing A: A's published, anonymous, priced offer;  listing B: B's draft offer;
     match A: A's offer × C's need, accepted by both;  match B: C's offer × B's need, nobody acted;
     site A / site B: each firm's second site (not its main one, no listing on it);
-    firm A / firm B: the firms themselves (CCMA pages).
+    firm A / firm B: the firms themselves (CCMA pages);
+    job A: A's import, done, with its report;  job B: B's import, queued.
     """
     world = Territory()
     with app.test_request_context():
@@ -140,10 +143,20 @@ def build(app: Any) -> Territory:
                         need_decision=Decision.accepted, status=MatchStatus.accepted, accepted_at=now)
         match_b = Match(offer=offer_c, need=need_b, score=0.7, distance_km=20.0, explanation={"distance_km": 20.0})
         session.add_all([match_a, match_b])
+        # Import jobs: A's finished with its report, B's still waiting for a worker.
+        job_a = ImportJob(firm_id=firm_a.id, user_id=people["member_a"].id, filename="annonces-alpha.csv",
+                          content=None, valid_only=False, locale="fr", status=ImportStatus.done,
+                          report={"filename": "annonces-alpha.csv", "rows": 1, "created": 1, "updated": 0,
+                                  "skipped": 0, "written": True, "file_errors": [], "warnings": [],
+                                  "row_errors": [], "more_row_errors": 0, "bad_lines": 0})
+        job_b = ImportJob(firm_id=firm_b.id, user_id=people["member_b"].id, filename="annonces-beta.csv",
+                          content=b"type;titre\n", valid_only=False, locale="fr", status=ImportStatus.queued)
+        session.add_all([job_a, job_b])
         session.flush()
         world.ids = {
             "listing A": listing_a.id, "listing B": listing_b.id, "match A": match_a.id, "match B": match_b.id,
             "site A": site_a.id, "site B": site_b.id, "firm A": firm_a.id, "firm B": firm_b.id,
+            "job A": job_a.id, "job B": job_b.id,
         }
         for role, user in people.items():
             world.emails[role] = user.email
