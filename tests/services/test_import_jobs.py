@@ -9,6 +9,7 @@ import types
 import zipfile
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -167,3 +168,55 @@ def test_only_files_above_the_threshold_go_to_the_worker() -> None:
     assert len(buffer.getvalue()) < 30_000 < sum(i.file_size for i in zipfile.ZipFile(buffer).infolist())
     assert import_jobs.runs_in_worker(buffer.getvalue(), limits)  # judged by its unpacked size
     assert not import_jobs.runs_in_worker(b"PK\x03\x04junk", limits)  # refused at once, during the request
+
+
+def test_the_import_rule_reads_a_small_file_at_once_and_queues_a_large_one(session, firm) -> None:
+    limits = ImportLimits(inline_rows=20)
+    report = import_jobs.start(session, firm, None, "a.csv", _csv(20), valid_only=False, locale="fr", limits=limits)
+    assert isinstance(report, imports.ImportReport) and report.created == 20
+    session.commit()
+    job = import_jobs.start(session, firm, None, "b.csv", _csv(21), valid_only=False, locale="fr", limits=limits)
+    assert isinstance(job, ImportJob) and job.status == ImportStatus.queued and _event(session, job) is not None
+    session.commit()
+    assert _count(session, firm) == 20
+
+
+def test_a_small_file_slower_than_a_request_should_be_goes_to_the_worker_with_nothing_written(
+        session, firm, monkeypatch) -> None:
+    monkeypatch.setattr(imports, "time", types.SimpleNamespace(monotonic=lambda: 1e12))  # always late
+    job = import_jobs.start(session, firm, None, "a.csv", _csv(30), valid_only=False, locale="fr")
+    assert isinstance(job, ImportJob)
+    session.commit()
+    assert _count(session, firm) == 0
+    assert session.get(ImportJob, job.id).content == _csv(30)
+
+
+def test_the_memory_limit_stops_a_growing_process_and_is_lifted_afterwards() -> None:
+    with pytest.raises(MemoryError), import_jobs.memory_limit(64 * 1024 * 1024):
+        bytearray(512 * 1024 * 1024)
+    assert len(bytearray(128 * 1024 * 1024)) == 128 * 1024 * 1024  # the limit is gone
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (MemoryError, "L’import demandait plus de 1 024 Mo de mémoire et a été arrêté : rien n’a été écrit"),
+    (SoftTimeLimitExceeded, "L’import a pris plus de 240 secondes et a été arrêté : rien n’a été écrit"),
+])
+def test_a_job_out_of_memory_or_time_ends_failed_with_its_reason_and_nothing_written(
+        session, firm, monkeypatch, error, message) -> None:
+    real = import_jobs.import_listings
+
+    def import_then_fail(session_, firm_, *args, **kwargs):
+        real(session_, firm_, *args, **kwargs)  # the listings are flushed, then the limit strikes
+        raise error()
+
+    monkeypatch.setattr(import_jobs, "import_listings", import_then_fail)
+    job = import_jobs.submit(session, firm, None, "a.csv", _csv(40), valid_only=False, locale="fr")
+    session.commit()
+    event = _event(session, job)
+    assert run_event(event.id) == "done"
+    session.expire_all()
+    job = session.get(ImportJob, job.id)
+    assert job.status == ImportStatus.failed and job.content is None and not job.report["written"]
+    assert message in job.report["file_errors"][0].replace("\u202f", " ").replace("\xa0", " ")
+    assert session.get(OutboxEvent, event.id).status == OutboxStatus.done  # not tried again
+    assert _count(session, firm) == 0

@@ -82,3 +82,21 @@ def test_a_failed_job_says_nothing_was_written(app, client, session, monkeypatch
     run_event(event.id)
     html = text(client.get(page))
     assert "L’import s’est arrêté avant sa fin" in html and "rien n’a été écrit" in html
+
+
+def test_a_running_job_shows_its_stage_and_a_progress_bar_and_keeps_refreshing(app, client, session) -> None:
+    from matchmaking.models import ImportStatus
+
+    firm = make_firm(session)
+    user = make_user(session, firm)
+    job = ImportJob(firm_id=firm.id, user_id=user.id, filename="gros-fichier.xlsx", content=b"x", valid_only=False,
+                    locale="fr", status=ImportStatus.running, stage="checking", rows_done=4200, rows_total=20000)
+    session.add(job)
+    session.commit()
+    sign_in(client, user)
+    response = client.get(f"/listings/import/{job.id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "no-store" in response.headers["Cache-Control"]
+    assert "Fichier gros-fichier.xlsx." in text(response) and "Vérification des lignes" in text(response)
+    assert '<progress max="20000" value="4200">' in html
+    assert '<meta http-equiv="refresh" content="2">' in html and 'name="viewport"' in html
