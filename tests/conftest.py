@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from matchmaking import migrate
 from matchmaking.app import create_app
 from matchmaking.extensions import db
-from matchmaking.models import AuditLog, Exchange, Firm, Listing, Match, OutboxEvent, Site, User
+from matchmaking.models import AuditLog, Exchange, Firm, ImportJob, Listing, Match, OutboxEvent, Site, User
 from matchmaking.services import seeding
 
 SHARED_DATA = Path(
@@ -72,7 +72,7 @@ def session(app: Any) -> Iterator[Any]:
     with app.test_request_context():
         yield db.session
         db.session.rollback()
-        for model in (Exchange, Match, OutboxEvent, AuditLog, Listing, User, Site, Firm):
+        for model in (Exchange, Match, OutboxEvent, AuditLog, ImportJob, Listing, User, Site, Firm):
             db.session.execute(delete(model))
         db.session.commit()
 

@@ -151,6 +151,7 @@ def memory_limit(extra_bytes: int) -> Iterator[None]:
     if soft != resource.RLIM_INFINITY:
         wanted = min(wanted, soft)
     resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+    log.info("address space limited to %s MiB (%s MiB in use)", wanted >> 20, current >> 20)
     try:
         yield
     finally:
