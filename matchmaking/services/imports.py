@@ -25,7 +25,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Firm, Listing
+from ..models import Firm, Listing, LowCode, MaterialFamily
 from . import listings as listing_service
 from .errors import ValidationError
 from .import_bounds import FileProblem, ImportLimits, check_workbook, choose_sheet, number
@@ -359,6 +359,9 @@ def _import(session: Session, firm: Firm, filename: str, content: bytes, report:
         return
 
     by_reference, by_title = _existing(session, firm)
+    # Held for the whole import: the session keeps only weak references, so each listing's lookup
+    # of its code and family would otherwise read them again (and flush first), several times a row.
+    reference_rows = [*session.scalars(select(LowCode)), *session.scalars(select(MaterialFamily))]
     seen_references: dict[str, int] = {}
     headers = report.headers
     for checked, row in enumerate(rows):
@@ -411,6 +414,7 @@ def _import(session: Session, firm: Firm, filename: str, content: bytes, report:
             else:
                 by_title.setdefault((listing.kind.value, fold(listing.title)), listing)
     report.written = report.created + report.updated > 0
+    del reference_rows
 
 
 def _header(cells: list[Any], report: ImportReport) -> dict[int, str]:
