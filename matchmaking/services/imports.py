@@ -36,6 +36,7 @@ LIMITS = ImportLimits()  # the defaults; the app's configuration may change each
 MAX_BYTES = LIMITS.max_bytes
 MAX_ROWS = LIMITS.max_rows
 MAX_FIELD_CHARS = 20_000
+WRITE_BATCH = 200  # new listings flushed together
 ENCODINGS = ("utf-8-sig", "cp1252")  # utf-8-sig reads plain UTF-8 too
 DELIMITERS = (";", ",", "\t")
 
@@ -398,21 +399,36 @@ def _import(session: Session, firm: Firm, filename: str, content: bytes, report:
     bad = set(report.bad_lines)
     if bad and not valid_only:
         return
+    created: list[Listing] = []  # written by batches: one round trip for many rows, not three per row
+
+    def write_created() -> None:
+        if created:
+            session.flush()
+            for listing in created:
+                listing_service.listing_created(session, listing)
+            session.flush()
+            created.clear()
+
     for written, row in enumerate(rows):
         pace("writing", written, len(rows))
         if row.line in bad:
             report.skipped += 1
             continue
         if row.target is not None:
+            write_created()
             listing_service.update_listing(session, row.target, row.data)
             report.updated += 1
         else:
-            listing = listing_service.create_listing(session, firm, row.data, publish=publish)
+            listing = listing_service.create_listing(session, firm, row.data, publish=publish, flush=False)
+            created.append(listing)
             report.created += 1
             if listing.reference:
                 by_reference[listing.reference] = listing
             else:
                 by_title.setdefault((listing.kind.value, fold(listing.title)), listing)
+            if len(created) >= WRITE_BATCH:
+                write_created()
+    write_created()
     report.written = report.created + report.updated > 0
     del reference_rows
 

@@ -15,6 +15,7 @@ import io
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,15 @@ def _member(rig: Any) -> tuple[Any, int]:
 
 
 def _upload(client: Any, content: bytes, filename: str) -> str:
-    data = {"csrf_token": token(client, "/listings/import"), "mode": "all",
-            "file": (io.BytesIO(content), filename)}
-    response = client.post("/listings/import", data=data, content_type="multipart/form-data")
+    # The body is written here: the test client would spool a large one to a file it leaves open.
+    boundary = uuid.uuid4().hex
+    body = io.BytesIO()
+    for name, value in (("csrf_token", token(client, "/listings/import")), ("mode", "all")):
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+               "Content-Type: text/csv\r\n\r\n".encode() + content + f"\r\n--{boundary}--\r\n".encode())
+    response = client.post("/listings/import", data=body.getvalue(),
+                           content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
     return str(response.headers["Location"])
 
