@@ -190,9 +190,11 @@ def run(session: Session, event: OutboxEvent, limits: ImportLimits | None = None
     except MemoryError:
         stopped = _l("The import needed more than %(mb)s MB of memory and was stopped: nothing was written. "
                      "Split the file into smaller ones.", mb=number(limits.max_memory_bytes // (1024 * 1024)))
-    except SoftTimeLimitExceeded:
+    except SoftTimeLimitExceeded:  # the task's own limit, when a step hangs past the import's deadline
+        soft = int(current_app.config.get("TASK_SOFT_TIME_LIMIT") or limits.max_seconds) if has_app_context() \
+            else limits.max_seconds
         stopped = _l("The import took more than %(s)s seconds and was stopped: nothing was written. Split the file "
-                     "into smaller ones.", s=number(limits.max_seconds))
+                     "into smaller ones.", s=number(min(soft, limits.max_seconds)))
     del content
     if stopped is not None:
         session.rollback()
