@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from typing import Any
 
 import click
 from flask import Flask
@@ -99,6 +101,79 @@ def import_dump(path: str, replace: bool) -> None:
         click.echo(f"Nothing restored: {exc}", err=True)
         sys.exit(2)
     click.echo(f"{summary.total} rows of {len(summary.rows)} tables restored (schema revision {summary.revision})")
+
+
+@main.command("import-listings")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--firm-siret", required=True, help="The firm whose listings these are.")
+@click.option("--valid-only", is_flag=True, help="Write the valid lines even when others have problems.")
+@click.option("--queue", is_flag=True,
+              help="A file the import page would hand to a worker is left to the workers instead of read here.")
+@with_appcontext
+def import_listings_command(path: str, firm_siret: str, valid_only: bool, queue: bool) -> None:
+    """Import a firm's listings from a CSV or XLSX file, within the limits of the import page.
+
+    The page's rule decides: a small file is imported at once; a larger one becomes an import job,
+    run here within the worker's time and memory limits (or, with --queue, by the workers).
+    """
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from .models import Firm, ImportJob, OutboxEvent
+    from .services import import_jobs
+
+    firm = db.session.scalar(select(Firm).where(Firm.siret == firm_siret))
+    if firm is None:
+        raise click.UsageError(f"no firm with SIRET {firm_siret}")
+    limits = import_jobs.limits_from()
+    with Path(path).open("rb") as handle:
+        content = handle.read(limits.max_bytes + 1)
+    outcome = import_jobs.start(db_session(), firm, None, Path(path).name, content, valid_only=valid_only,
+                                locale="fr", limits=limits)
+    if isinstance(outcome, ImportJob):
+        job_id = outcome.id
+        db.session.commit()
+        if queue:
+            click.echo(f"import job {job_id} queued for the workers: /listings/import/{job_id}")
+            return
+        from workers.tasks import run_event
+
+        event_id = db.session.scalar(select(OutboxEvent.id).where(OutboxEvent.idempotency_key == f"import-{job_id}"))
+        run_event(int(event_id or 0))  # "skipped" if a worker took it first: then wait for it
+        deadline = time.monotonic() + limits.max_seconds + 120
+        while True:
+            db.session.expire_all()
+            job = db.session.get(ImportJob, job_id)
+            if job is None or job.status.value in ("done", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        stored = import_jobs.StoredReport.load(job.report if job is not None and job.report else {})
+        _print_report(stored.file_errors, [(e.line, e.column, e.message) for e in stored.row_errors],
+                      stored.warnings, stored.created, stored.updated, stored.skipped)
+        if not stored.written:
+            sys.exit(2)
+        return
+    report = outcome
+    if report.written:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    _print_report(report.file_errors, [(e.line, e.column, e.message) for e in report.row_errors],
+                  report.warnings, report.created, report.updated, report.skipped)
+    if not report.written:
+        sys.exit(2)
+
+
+def _print_report(file_errors: list[Any], row_errors: list[tuple[int, str, Any]], warnings: list[Any],
+                  created: int, updated: int, skipped: int) -> None:
+    for message in file_errors:
+        click.echo(str(message), err=True)
+    for line, column, message in row_errors[:50]:
+        click.echo(f"{line}\t{column}\t{message}", err=True)
+    for message in warnings:
+        click.echo(str(message), err=True)
+    click.echo(f"{created} created, {updated} updated, {skipped} left out")
 
 
 @main.group("users")

@@ -24,6 +24,7 @@ from matchmaking.models import (
     Exchange,
     Firm,
     FirmClaim,
+    ImportJob,
     Listing,
     MailboxMessage,
     Match,
@@ -84,7 +85,8 @@ def session(app: Any) -> Iterator[Any]:
         yield db.session
         db.session.rollback()
         # Registrations e-mail a confirmation link: the mailbox is emptied too.
-        for model in (Exchange, Match, OutboxEvent, AuditLog, MailboxMessage, Listing, FirmClaim, User, Site, Firm):
+        for model in (Exchange, Match, OutboxEvent, AuditLog, MailboxMessage, ImportJob, Listing, FirmClaim, User,
+                      Site, Firm):
             db.session.execute(delete(model))
         db.session.commit()
 

@@ -74,6 +74,12 @@ def deliver(event_id: int) -> str:
     return run_event(event_id)
 
 
+@shared_task(name=relay.IMPORT_LISTINGS)  # type: ignore[untyped-decorator]
+def import_listings(event_id: int) -> str:
+    """A firm sent a large file: import it (or nothing) and keep the report for its page."""
+    return run_event(event_id)
+
+
 @shared_task(name=relay.HANDLE)  # type: ignore[untyped-decorator]
 def handle_event(event_id: int) -> str:
     return run_event(event_id)

@@ -54,6 +54,14 @@ class ImportLimits:
     max_sheets: int = 100
     max_shared_strings: int = 200_000
     max_row_elements: int = 10_000  # XML elements in one row: cells, values, runs of rich text
+    # Imported during the request: files up to this size (once unpacked, for a workbook) and this
+    # many lines, stopped and handed to a worker if they still take longer than inline_seconds
+    # (well under the web server's timeout). Every other file is run by a worker ...
+    inline_bytes: int = 256 * 1024
+    inline_rows: int = 500
+    inline_seconds: int = 10
+    max_seconds: int = 240  # ... and stopped past this time, before the task's own limits (270 s, 300 s)
+    max_memory_bytes: int = 1024 * MiB  # ... and past this much more memory than its worker had before
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ImportLimits:

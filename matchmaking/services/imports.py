@@ -15,9 +15,10 @@ import csv
 import io
 import math
 import re
+import time
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Firm, Listing
+from ..models import Firm, Listing, LowCode, MaterialFamily
 from . import listings as listing_service
 from .errors import ValidationError
 from .import_bounds import FileProblem, ImportLimits, check_workbook, choose_sheet, number
@@ -37,6 +38,7 @@ LIMITS = ImportLimits()  # the defaults; the app's configuration may change each
 MAX_BYTES = LIMITS.max_bytes
 MAX_ROWS = LIMITS.max_rows
 MAX_FIELD_CHARS = 20_000
+WRITE_BATCH = 200  # new listings flushed together
 ENCODINGS = ("utf-8-sig", "cp1252")  # utf-8-sig reads plain UTF-8 too
 DELIMITERS = (";", ",", "\t")
 
@@ -112,6 +114,7 @@ class ImportReport:
     updated: int = 0
     skipped: int = 0  # bad rows left out when only valid rows are imported
     written: bool = False
+    out_of_time: bool = False  # stopped at its deadline, nothing written
     headers: dict[str, str] = field(default_factory=dict)  # field → the header as written in the file
 
     @property
@@ -125,6 +128,10 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return not self.file_errors and not self.row_errors
+
+    @property
+    def more_row_errors(self) -> int:  # beyond the first thousand the page lists
+        return max(0, len(self.row_errors) - 1000)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -280,6 +287,31 @@ def _existing(session: Session, firm: Firm) -> tuple[dict[str, Listing], dict[tu
     return by_reference, by_title
 
 
+Progress = Callable[[str, int, "int | None"], None]  # stage (reading, checking, writing), done, total
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+class _Pace:
+    """Tells the caller how far the import is, and stops it once its time is up."""
+
+    EVERY = 200  # rows between two reports
+
+    def __init__(self, progress: Progress | None, deadline: float | None) -> None:
+        self.progress = progress
+        self.deadline = deadline
+
+    def __call__(self, stage: str, done: int, total: int | None = None) -> None:
+        if done % self.EVERY:
+            return
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _OutOfTime
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+
 def import_listings(
     session: Session,
     firm: Firm,
@@ -291,29 +323,52 @@ def import_listings(
     limits: ImportLimits | None = None,
     max_bytes: int | None = None,
     max_rows: int | None = None,
+    progress: Progress | None = None,
+    deadline: float | None = None,
 ) -> ImportReport:
     """Read, check every row, then write all rows (or, with `valid_only`, the valid ones).
 
     Nothing is written when the report has file errors, or row errors without `valid_only`.
     The caller commits when `report.written`, and rolls back otherwise. `limits` bound the
     reading (the defaults when None); `max_bytes` and `max_rows` replace two of them.
+    `progress` is told every few hundred rows how far the import is; past `deadline` (a
+    time.monotonic() value) the import stops with a file error, and the caller rolls back.
     """
     report = ImportReport(filename=filename or "")
     bounds = (limits or LIMITS).but(max_bytes=max_bytes, max_rows=max_rows)
+    pace = _Pace(progress, deadline)
     try:
-        rows = _read(firm, filename or "", content, report, bounds)
+        _import(session, firm, filename or "", content, report, bounds, pace, valid_only=valid_only,
+                publish=publish)
     except FileProblem as exc:
         report.file_errors.append(exc.message)
-        return report
+    except _OutOfTime:
+        report.out_of_time = True
+        report.row_errors.clear()
+        report.created = report.updated = report.skipped = 0
+        report.written = False
+        report.file_errors.append(_l(
+            "The import took more than %(s)s seconds and was stopped: nothing was written. Split the file "
+            "into smaller ones.", s=number(bounds.max_seconds)))
+    return report
+
+
+def _import(session: Session, firm: Firm, filename: str, content: bytes, report: ImportReport,
+            bounds: ImportLimits, pace: _Pace, *, valid_only: bool, publish: bool) -> None:
+    rows = _read(firm, filename, content, report, bounds, pace)
     if not rows and not report.file_errors:
         report.file_errors.append(_l("The file has a header line but no listing under it."))
     if report.file_errors:
-        return report
+        return
 
     by_reference, by_title = _existing(session, firm)
+    # Held for the whole import: the session keeps only weak references, so each listing's lookup
+    # of its code and family would otherwise read them again (and flush first), several times a row.
+    reference_rows = [*session.scalars(select(LowCode)), *session.scalars(select(MaterialFamily))]
     seen_references: dict[str, int] = {}
     headers = report.headers
-    for row in rows:
+    for checked, row in enumerate(rows):
+        pace("checking", checked, len(rows))
         reference = row.data.get("reference")
         reference = str(reference).strip() if reference not in (None, "") else None
         if reference and reference in seen_references:
@@ -347,23 +402,39 @@ def import_listings(
                                                   message))
     bad = set(report.bad_lines)
     if bad and not valid_only:
-        return report
-    for row in rows:
+        return
+    created: list[Listing] = []  # written by batches: one round trip for many rows, not three per row
+
+    def write_created() -> None:
+        if created:
+            session.flush()
+            for listing in created:
+                listing_service.listing_created(session, listing)
+            session.flush()
+            created.clear()
+
+    for written, row in enumerate(rows):
+        pace("writing", written, len(rows))
         if row.line in bad:
             report.skipped += 1
             continue
         if row.target is not None:
+            write_created()
             listing_service.update_listing(session, row.target, row.data)
             report.updated += 1
         else:
-            listing = listing_service.create_listing(session, firm, row.data, publish=publish)
+            listing = listing_service.create_listing(session, firm, row.data, publish=publish, flush=False)
+            created.append(listing)
             report.created += 1
             if listing.reference:
                 by_reference[listing.reference] = listing
             else:
                 by_title.setdefault((listing.kind.value, fold(listing.title)), listing)
+            if len(created) >= WRITE_BATCH:
+                write_created()
+    write_created()
     report.written = report.created + report.updated > 0
-    return report
+    del reference_rows
 
 
 def _header(cells: list[Any], report: ImportReport) -> dict[int, str]:
@@ -395,7 +466,8 @@ def _header(cells: list[Any], report: ImportReport) -> dict[int, str]:
     return columns
 
 
-def _read(firm: Firm, filename: str, content: bytes, report: ImportReport, limits: ImportLimits) -> list[_Row]:
+def _read(firm: Firm, filename: str, content: bytes, report: ImportReport, limits: ImportLimits,
+          pace: _Pace | None = None) -> list[_Row]:
     if not content or not content.strip():
         raise FileProblem(_l("The file is empty."))
     if len(content) > limits.max_bytes:
@@ -405,6 +477,8 @@ def _read(firm: Firm, filename: str, content: bytes, report: ImportReport, limit
     max_rows = limits.max_rows
     last_line = 0  # the last line holding a value
     for line, cells in _rows(filename, content, report, limits):
+        if pace is not None:
+            pace("reading", line)
         if line > limits.max_lines:
             raise FileProblem(_l(
                 "The file goes on past line %(max)s; at most %(max)s lines are read, empty ones included. "

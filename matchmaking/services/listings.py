@@ -215,10 +215,14 @@ def suggest_classification(session: Session, values: dict[str, Any]) -> None:
 
 
 def create_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, publish: bool = True,
-                   by: User | None = None) -> Listing:
-    """A new listing, published unless `publish` is False. `by`, the member who asks, must have
-    confirmed their e-mail address to publish (services/verification.py); CCMA staff keeping a
-    listing for a firm, the demo and imports by the command line pass no one."""
+                   by: User | None = None, flush: bool = True) -> Listing:
+    """A new listing, published unless `publish` is False, and its outbox event. `by`, the member
+    who asks, must have confirmed their e-mail address to publish (services/verification.py); CCMA
+    staff keeping a listing for a firm, the demo and imports by the command line pass no one.
+
+    `flush=False` (bulk imports): the listing is only added; the caller flushes many at once and
+    then calls listing_created() for each.
+    """
     if publish and by is not None:
         verification.require_confirmed(by)
     values = clean_listing(session, firm, data)
@@ -234,19 +238,29 @@ def create_listing(session: Session, firm: Firm, data: Mapping[str, Any], *, pub
     if publish:
         listing.status = ListingStatus.published
         listing.published_at = listing.confirmed_at = utcnow()
+    if not flush:
+        return listing
     session.flush()
     if publish:
         listing_changed(session, listing)
     return listing
 
 
-def listing_changed(session: Session, listing: Listing) -> None:
+def listing_created(session: Session, listing: Listing) -> None:
+    """The event of a listing created with flush=False, once flushed, if it is published: no
+    event can have its key yet, so it is added without a look-up and written with the next flush."""
+    if listing.status is ListingStatus.published:
+        listing_changed(session, listing, new=True)
+
+
+def listing_changed(session: Session, listing: Listing, *, new: bool = False) -> None:
     """Tell the workers to (re)match this listing; one event per listing version."""
     outbox.emit(
         session,
         "listing.changed",
         {"listing_id": listing.id},
         f"listing.changed:{listing.id}:{listing.updated_at.isoformat() if listing.updated_at else ''}",
+        new=new,
     )
 
 

@@ -19,14 +19,20 @@ BASE_DELAY_S = 30.0
 MAX_DELAY_S = 3600.0
 
 
-def emit(session: Session, kind: str, payload: dict[str, Any], key: str) -> OutboxEvent:
-    """Record an event once: a second emit with the same key returns the existing row."""
-    existing = session.scalar(select(OutboxEvent).where(OutboxEvent.idempotency_key == key))
-    if existing is not None:
-        return existing
+def emit(session: Session, kind: str, payload: dict[str, Any], key: str, *, new: bool = False) -> OutboxEvent:
+    """Record an event once: a second emit with the same key returns the existing row.
+
+    `new`: the key names a row written in this transaction (a listing just created), so no event
+    can have it yet; the event is added without a look-up and written with the next flush.
+    """
+    if not new:
+        existing = session.scalar(select(OutboxEvent).where(OutboxEvent.idempotency_key == key))
+        if existing is not None:
+            return existing
     event = OutboxEvent(kind=kind, payload=payload, idempotency_key=key, status=OutboxStatus.pending)
     session.add(event)
-    session.flush()
+    if not new:
+        session.flush()
     return event
 
 

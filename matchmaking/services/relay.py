@@ -30,12 +30,14 @@ MATCH_LISTING = "matchmaking.match_listing"
 NOTIFY = "matchmaking.notify"
 DELIVER = "matchmaking.deliver"
 HANDLE = "matchmaking.handle_event"
+IMPORT_LISTINGS = "matchmaking.import_listings"
 
 TASKS = {
     "listing.changed": MATCH_LISTING,
     "match.decision": NOTIFY,
     "match.introduced": NOTIFY,
     "exchange.recorded": NOTIFY,
+    "import.run": IMPORT_LISTINGS,
 }
 
 
@@ -71,7 +73,7 @@ Handler = Callable[[Session, OutboxEvent], "str | None"]
 
 def handler_for(kind: str) -> Handler | None:
     """The service that carries out one event; it flushes and returns an optional note."""
-    from . import delivery, notifications
+    from . import delivery, import_jobs, notifications
 
     if kind == "listing.changed":
         return notifications.on_listing_changed
@@ -83,6 +85,8 @@ def handler_for(kind: str) -> Handler | None:
         return notifications.on_exchange_recorded
     if kind.startswith("deliver."):
         return delivery.deliver
+    if kind == import_jobs.EVENT:
+        return import_jobs.run
     return None
 
 

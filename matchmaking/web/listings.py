@@ -12,8 +12,8 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from ..extensions import db, db_session
-from ..models import Kind, Listing, ListingStatus, LowCode, Match, MatchStatus, MaterialFamily
-from ..services import imports, queries, verification, visibility
+from ..models import ImportJob, Kind, Listing, ListingStatus, LowCode, Match, MatchStatus, MaterialFamily
+from ..services import import_jobs, imports, queries, verification, visibility
 from ..services import listings as listing_service
 from ..services.errors import ValidationError
 from . import bp
@@ -248,15 +248,16 @@ def listing_import() -> Any:
     if upload is None or not upload.filename:
         return render_template("listings/import.html", report=None, values=values,
                                errors={"file": _l("Choose a CSV or XLSX file.")}), 422
-    limits = imports.ImportLimits.from_config(current_app.config)
+    limits = import_jobs.limits_from(current_app.config)
     content = upload.stream.read(limits.max_bytes + 1)
-    # Until the address is confirmed, what is imported is kept as drafts.
-    confirmed = verification.is_confirmed(user())
-    report = imports.import_listings(
-        db_session(), my_firm(), upload.filename, content, valid_only=values["mode"] == "valid", limits=limits,
-        publish=confirmed,
-    )
-    if report.written and not confirmed:
+    outcome = import_jobs.start(db_session(), my_firm(), user(), upload.filename, content,
+                                valid_only=values["mode"] == "valid", locale=str(get_locale() or "fr"), limits=limits)
+    if isinstance(outcome, ImportJob):
+        # Read by a worker: the request ends now and the page follows the job.
+        db.session.commit()
+        return redirect(url_for("web.listing_import_job", job_id=outcome.id), 303)
+    report = outcome
+    if report.written and not verification.is_confirmed(user()):
         flash(_l("Your listings are kept as drafts: confirm your e-mail address, then publish them."), "info")
     if report.written:
         db.session.commit()
@@ -264,6 +265,18 @@ def listing_import() -> Any:
         db.session.rollback()
     status = 200 if report.ok or report.written else 422
     return render_template("listings/import.html", report=report, values=values, errors={}), status
+
+
+@bp.get("/listings/import/<int:job_id>")
+@firm_required
+def listing_import_job(job_id: int) -> Any:
+    """A large import's page: its stage while a worker reads the file, then its report."""
+    job = db.session.get(ImportJob, job_id)
+    if job is None or job.firm_id != my_firm().id:
+        abort(404)
+    report = import_jobs.StoredReport.load(job.report) if job.report is not None else None
+    return render_template("listings/import.html", report=report, job=job, values={"mode": "valid" if
+                           job.valid_only else "all"}, errors={})
 
 
 @bp.get("/listings/import/template.<fmt>")

@@ -27,6 +27,8 @@ from matchmaking.models import (
     FacilitationNote,
     Firm,
     FirmClaim,
+    ImportJob,
+    ImportStatus,
     Listing,
     MailboxMessage,
     Match,
@@ -62,7 +64,7 @@ TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 # Every row a test may leave behind, children first.
 ROW_MODELS: tuple[type[Base], ...] = (
     MailboxMessage, Notification, FacilitationNote, Exchange, Match, OutboxEvent, AuditLog, ApiToken,
-    UserSession, PasswordReset, WebhookEndpoint, Listing, FirmClaim, User, Site, Firm,
+    UserSession, PasswordReset, WebhookEndpoint, ImportJob, Listing, FirmClaim, User, Site, Firm,
 )
 
 
@@ -118,6 +120,7 @@ def build(app: Any) -> Territory:
     site A / site B: each firm's second site (not its main one, no listing on it);
     firm A / firm B: the firms themselves (CCMA pages);
     claim A / claim B: someone without a firm asking the CCMA to join firm A / firm B.
+    job A: A's import, done, with its report;  job B: B's import, queued.
     """
     world = Territory()
     with app.test_request_context():
@@ -156,11 +159,21 @@ def build(app: Any) -> Territory:
         session.add_all([match_a, match_b])
         claim_a = verification.file_claim(session, add_user(session, "x@claims.example.fr", name="Xavier"), firm_a)
         claim_b = verification.file_claim(session, add_user(session, "y@claims.example.fr", name="Yasmine"), firm_b)
+        # Import jobs: A's finished with its report, B's still waiting for a worker.
+        job_a = ImportJob(firm_id=firm_a.id, user_id=people["member_a"].id, filename="annonces-alpha.csv",
+                          content=None, valid_only=False, locale="fr", status=ImportStatus.done,
+                          report={"filename": "annonces-alpha.csv", "rows": 1, "created": 1, "updated": 0,
+                                  "skipped": 0, "written": True, "file_errors": [], "warnings": [],
+                                  "row_errors": [], "more_row_errors": 0, "bad_lines": 0})
+        job_b = ImportJob(firm_id=firm_b.id, user_id=people["member_b"].id, filename="annonces-beta.csv",
+                          content=b"type;titre\n", valid_only=False, locale="fr", status=ImportStatus.queued)
+        session.add_all([job_a, job_b])
         session.flush()
         world.ids = {
             "listing A": listing_a.id, "listing B": listing_b.id, "match A": match_a.id, "match B": match_b.id,
             "site A": site_a.id, "site B": site_b.id, "firm A": firm_a.id, "firm B": firm_b.id,
             "claim A": claim_a.id, "claim B": claim_b.id,
+            "job A": job_a.id, "job B": job_b.id,
         }
         world.public_ids = {"listing A": listing_a.public_id, "listing B": listing_b.public_id,
                             "match A": match_a.public_id, "match B": match_b.public_id}
