@@ -220,3 +220,16 @@ def test_a_job_out_of_memory_or_time_ends_failed_with_its_reason_and_nothing_wri
     assert message in job.report["file_errors"][0].replace("\u202f", " ").replace("\xa0", " ")
     assert session.get(OutboxEvent, event.id).status == OutboxStatus.done  # not tried again
     assert _count(session, firm) == 0
+
+
+def test_a_job_sent_before_the_address_is_confirmed_keeps_its_listings_as_drafts(session, firm) -> None:
+    from matchmaking.models import ListingStatus
+
+    user = make_user(session, firm)
+    user.email_confirmed_at = None
+    job = import_jobs.submit(session, firm, user, "annonces.csv", _csv(20), valid_only=False, locale="fr")
+    session.commit()
+    assert run_event(_event(session, job).id) == "done"
+    session.expire_all()
+    statuses = set(session.scalars(select(Listing.status).where(Listing.firm_id == firm.id)))
+    assert _count(session, firm) == 20 and statuses == {ListingStatus.draft}
