@@ -86,7 +86,7 @@ def test_a_third_firm_is_not_a_party(session, deal) -> None:
     with pytest.raises(NotFound):
         decisions.accept(session, match, outsider)
     with pytest.raises(NotFound):
-        decisions.match_for(session, make_user(session, role="admin"), match.id)
+        decisions.match_for(session, make_user(session, role="admin"), match.public_id)
 
 
 def test_exchanges_are_recorded_on_accepted_matches_only_with_tonnes(session, deal) -> None:
@@ -131,7 +131,7 @@ def test_two_parties_accepting_at_the_same_moment_both_count(app, session) -> No
     session.add(match)
     users = [make_user(session, seller), make_user(session, buyer)]
     session.commit()
-    ids = (match.id, [u.id for u in users])
+    ids = (match.public_id, [u.id for u in users])
     start = threading.Barrier(2)
     failures: list[BaseException] = []
 
@@ -155,7 +155,7 @@ def test_two_parties_accepting_at_the_same_moment_both_count(app, session) -> No
         thread.join(30)
     assert not failures
     session.expire_all()
-    assert session.get(Match, ids[0]).status is MatchStatus.accepted
+    assert session.get(Match, match.id).status is MatchStatus.accepted
 
 
 def test_a_decline_keeps_its_one_click_reason_and_an_unknown_one_is_refused(session, deal) -> None:
