@@ -29,7 +29,7 @@ from tests.workers.harness import ROOT, wait_until
 
 rig_factory = harness.rig_factory
 
-pytestmark = pytest.mark.workers
+pytestmark = [pytest.mark.workers, pytest.mark.postgres_only]  # a real worker on the production setup
 
 ROWS = int(os.environ.get("IMPORT_E2E_ROWS", "1500"))
 # The production limits: an import may take its 240 s, under the task's 270 s and 300 s, under the
