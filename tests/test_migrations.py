@@ -1,28 +1,44 @@
 """Upgrade to head, downgrade to base and upgrade again, with data present, on the test database."""
 
-from sqlalchemy import create_engine, inspect, text
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from matchmaking import migrate
 from matchmaking.models import Base
 
 
-def test_upgrade_downgrade_upgrade_with_data(database_url: str, tmp_path) -> None:
-    # A database of its own, so the shared test schema is not disturbed.
+@contextlib.contextmanager
+def scratch_engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
+    """A database of its own, so the shared test schema is not disturbed; dropped afterwards."""
     if database_url.startswith("sqlite"):
-        url = "sqlite:///" + str(tmp_path / "migrations.sqlite3")
-        engine = create_engine(url)
-    else:
-        import uuid
-
-        from sqlalchemy.engine import make_url
-
-        server = make_url(database_url)
-        name = f"mig_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = create_engine(server.set(database=name))
+        engine = create_engine("sqlite:///" + str(tmp_path / "migrations.sqlite3"))
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    server = make_url(database_url)
+    name = f"mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(server.set(database=name))
     try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_upgrade_downgrade_upgrade_with_data(database_url: str, tmp_path) -> None:
+    with scratch_engine(database_url, tmp_path) as engine:
         migrate.upgrade(engine)
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
         with engine.begin() as conn:
@@ -35,12 +51,6 @@ def test_upgrade_downgrade_upgrade_with_data(database_url: str, tmp_path) -> Non
         assert migrate.current(engine) is not None
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM firm")).scalar() == 0
-    finally:
-        engine.dispose()
-        if not database_url.startswith("sqlite"):
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def test_models_and_migrations_agree(app) -> None:
@@ -58,20 +68,7 @@ def test_models_and_migrations_agree(app) -> None:
 def test_public_ids_are_given_to_the_listings_and_matches_already_there(database_url: str, tmp_path) -> None:
     """0007 fills public_id for existing rows (random, distinct, 16 characters, then required)
     and keeps every row: rebuilding `listing` on SQLite would have cascaded into its matches."""
-    if database_url.startswith("sqlite"):
-        engine = create_engine("sqlite:///" + str(tmp_path / "public_ids.sqlite3"))
-    else:
-        import uuid
-
-        from sqlalchemy.engine import make_url
-
-        server = make_url(database_url)
-        name = f"mig_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = create_engine(server.set(database=name))
-    try:
+    with scratch_engine(database_url, tmp_path) as engine:
         migrate.upgrade(engine, "0006")
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO commune (insee, name, postal_codes, lat, lon, department, ccma) "
@@ -101,9 +98,3 @@ def test_public_ids_are_given_to_the_listings_and_matches_already_there(database
         assert "public_id" not in {c["name"] for c in inspect(engine).get_columns("match")}
         with engine.connect() as conn:  # no table rebuilt, so no cascade emptied one
             assert conn.execute(text("SELECT count(*) FROM match")).scalar() == 2
-    finally:
-        engine.dispose()
-        if not database_url.startswith("sqlite"):
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
