@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import io
 import itertools
+import re
+import zipfile
 from typing import Any
 
 from matchmaking.services import firms, listings, users
@@ -53,3 +56,23 @@ def make_listing(session: Any, firm: Any, **overrides: Any) -> Any:
     data = {"kind": "offer", "title": "Chutes de chambres à air", "quantity": 15, "unit": "kg",
             "frequency": "monthly"} | overrides
     return listings.create_listing(session, firm, data)
+
+
+def hostile_workbook() -> bytes:
+    """A 5 KB workbook whose sheet declares the largest range a sheet may have (A1:XFD1048576):
+    a reader that trusts it allocates for 17 billion cells."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["type", "titre", "quantité", "unité", "fréquence"])
+    book.active.append(["offre", "Sciure", 3, "t", "mensuel"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    source, hostile = zipfile.ZipFile(io.BytesIO(buffer.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
+            archive.writestr(info.filename, data)
+    return hostile.getvalue()

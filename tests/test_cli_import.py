@@ -1,15 +1,11 @@
 """`matchmaking import-listings`: the import page's checks and limits, from the command line."""
 
-import re
-import zipfile
-from io import BytesIO
 
-from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from matchmaking.cli import import_listings_command
 from matchmaking.models import Listing
-from tests.factories import make_firm
+from tests.factories import hostile_workbook, make_firm
 
 
 def _count(session, firm) -> int:
@@ -26,19 +22,8 @@ def test_the_command_imports_a_file_and_refuses_a_hostile_one_in_french(app, ses
     assert result.exit_code == 0, result.output
     assert "1 created" in result.output and _count(session, firm) == 1
 
-    book = Workbook()
-    book.active.append(["type", "titre", "quantité", "unité", "fréquence"])
-    buffer = BytesIO()
-    book.save(buffer)
-    source, hostile = zipfile.ZipFile(BytesIO(buffer.getvalue())), BytesIO()
-    with zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as archive:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
-            archive.writestr(info.filename, data)
     bad = tmp_path / "piege.xlsx"
-    bad.write_bytes(hostile.getvalue())
+    bad.write_bytes(hostile_workbook())
     result = runner.invoke(import_listings_command, [str(bad), "--firm-siret", firm.siret])
     assert result.exit_code == 2 and "déclare la plage A1:XFD1048576" in result.output
     # The command reads its limits from the configuration, as the page does.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import types
 import zipfile
 
@@ -16,7 +15,7 @@ from sqlalchemy import func, select
 from matchmaking.models import ImportJob, ImportStatus, Listing, OutboxEvent, OutboxStatus
 from matchmaking.services import import_jobs, imports, relay
 from matchmaking.services.import_bounds import ImportLimits
-from tests.factories import make_firm, make_user
+from tests.factories import hostile_workbook, make_firm, make_user
 from workers.tasks import run_event
 
 HEADER = ["référence", "type", "titre", "quantité", "unité", "fréquence"]
@@ -68,19 +67,8 @@ def test_a_file_is_queued_with_its_event_and_the_worker_writes_it_and_keeps_the_
 
 
 def test_a_hostile_workbook_in_a_job_ends_with_its_french_refusal_and_nothing_written(session, firm) -> None:
-    book = Workbook()
-    book.active.append(["type", "titre", "quantité", "unité", "fréquence"])
-    book.active.append(["offre", "Sciure", 3, "t", "mensuel"])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    source, hostile = zipfile.ZipFile(io.BytesIO(buffer.getvalue())), io.BytesIO()
-    with zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as archive:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
-            archive.writestr(info.filename, data)
-    job = import_jobs.submit(session, firm, None, "a.xlsx", hostile.getvalue(), valid_only=True, locale="fr")
+    hostile = hostile_workbook()
+    job = import_jobs.submit(session, firm, None, "a.xlsx", hostile, valid_only=True, locale="fr")
     session.commit()
     assert run_event(_event(session, job).id) == "done"
     session.expire_all()

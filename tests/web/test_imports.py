@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from matchmaking.models import Listing, OutboxEvent
 from matchmaking.services import imports
-from tests.factories import make_firm, make_user
+from tests.factories import hostile_workbook, make_firm, make_user
 from tests.web.conftest import sign_in, text, token
 
 HEADER_FR = ["référence", "type", "titre", "description", "code déchet", "quantité", "unité", "fréquence", "rayon km"]
@@ -239,25 +239,12 @@ def test_a_file_above_the_upload_limit_gets_a_friendly_page(client, session) -> 
 
 def test_the_import_page_refuses_a_sheet_declaring_a_million_rows_in_french(app, client, session,
                                                                               monkeypatch) -> None:
-    import re
-    import zipfile
 
     user = make_user(session, make_firm(session))
     session.commit()
     sign_in(client, user)
-    book = Workbook()
-    book.active.append(["type", "titre", "quantité", "unité", "fréquence"])
-    book.active.append(["offre", "Sciure", 3, "t", "mensuel"])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    source, hostile = zipfile.ZipFile(io.BytesIO(buffer.getvalue())), io.BytesIO()
-    with zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as archive:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
-            archive.writestr(info.filename, data)
-    data = {"csrf_token": token(client, "/listings/import"), "file": (io.BytesIO(hostile.getvalue()), "a.xlsx")}
+    hostile = hostile_workbook()
+    data = {"csrf_token": token(client, "/listings/import"), "file": (io.BytesIO(hostile), "a.xlsx")}
     response = client.post("/listings/import", data=data, content_type="multipart/form-data")
     html = text(response)
     assert response.status_code == 422 and "Le fichier n’a pas pu être lu" in html
